@@ -1,0 +1,177 @@
+//! Sealing and opening whole containers: a fresh data key wrapped to every
+//! recipient, the header signed and MACed, the payload sealed under the data
+//! key; and the reverse, with every check in a fixed order.
+
+use std::io::{BufRead, Write};
+
+use sqlseal_format::header::{encode_mac_input, encode_signed_part};
+use sqlseal_format::{
+    BackupId, DataKey, Header, KeyId, Metadata, PayloadReader, PayloadWriter, SALT_LEN,
+};
+
+use crate::error::CryptoError;
+use crate::keys::{Identity, P256Identity, P256Recipient, Recipient, Unwrapped};
+
+/// Fills a buffer from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).map_err(|e| CryptoError::Random(e.to_string()))?;
+    Ok(out)
+}
+
+/// A new random backup id.
+pub fn random_backup_id() -> Result<BackupId, CryptoError> {
+    Ok(BackupId(random_bytes::<16>()?))
+}
+
+/// Keys that open backups ([`P256Identity`]) and signers that are trusted.
+///
+/// Every identity's public half is trusted as a signer.
+#[derive(Debug, Default, Clone)]
+pub struct Keyring {
+    identities: Vec<P256Identity>,
+    trusted: Vec<P256Recipient>,
+}
+
+impl Keyring {
+    /// An empty keyring.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a private key: it can open backups, and its public half is a trusted signer.
+    pub fn add_identity(&mut self, identity: P256Identity) {
+        self.trust(identity.recipient().clone());
+        self.identities.push(identity);
+    }
+
+    /// Trusts a public key as a signer.
+    pub fn trust(&mut self, signer: P256Recipient) {
+        if !self.trusted.iter().any(|t| t.key_id() == signer.key_id()) {
+            self.trusted.push(signer);
+        }
+    }
+
+    /// The private keys.
+    pub fn identities(&self) -> &[P256Identity] {
+        &self.identities
+    }
+
+    /// The trusted signer with this key id.
+    pub fn trusted_signer(&self, key_id: &KeyId) -> Option<&P256Recipient> {
+        self.trusted.iter().find(|t| t.key_id() == *key_id)
+    }
+
+    /// Unwraps the data key, checks the signature, then the MAC.
+    ///
+    /// The order is fixed: a stanza for one of our keys must open (which
+    /// binds it to this backup's id), the signer must be trusted and the
+    /// signature valid, and the header MAC must verify under the data key.
+    pub fn open_header(&self, header: &Header) -> Result<DataKey, CryptoError> {
+        let backup_id = &header.metadata.backup_id;
+        let mut failure = None;
+        let mut data_key = None;
+        'stanzas: for stanza in &header.stanzas {
+            for identity in &self.identities {
+                match identity.unwrap_stanza(stanza, backup_id) {
+                    Unwrapped::NotMine => {}
+                    Unwrapped::Opened(key) => {
+                        data_key = Some(key);
+                        break 'stanzas;
+                    }
+                    Unwrapped::Failed(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        let Some(data_key) = data_key else {
+            return Err(failure.unwrap_or_else(|| CryptoError::NoMatchingKey {
+                theirs: join_ids(header.stanzas.iter().map(|s| s.key_id)),
+                ours: join_ids(self.identities.iter().map(|i| i.key_id())),
+            }));
+        };
+        let signer = self
+            .trusted_signer(&header.signer)
+            .ok_or(CryptoError::UntrustedSigner {
+                key_id: header.signer,
+            })?;
+        if !signer.verify(&header.signed_bytes(), &header.signature) {
+            return Err(CryptoError::BadSignature {
+                key_id: header.signer,
+            });
+        }
+        data_key.verify_header_mac(header)?;
+        Ok(data_key)
+    }
+}
+
+fn join_ids(ids: impl Iterator<Item = KeyId>) -> String {
+    let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
+    if ids.is_empty() {
+        "no keys".into()
+    } else {
+        ids.join(", ")
+    }
+}
+
+/// Builds a signed, MACed header for `metadata` with a fresh data key
+/// wrapped to every recipient. The signer is not added as a recipient
+/// unless it is in `recipients`.
+pub fn seal_header(
+    metadata: Metadata,
+    recipients: &[&dyn Recipient],
+    signer: &P256Identity,
+) -> Result<(Header, DataKey), CryptoError> {
+    metadata
+        .validate()
+        .map_err(sqlseal_format::FormatError::InvalidParameters)?;
+    if recipients.is_empty() {
+        return Err(sqlseal_format::FormatError::NoRecipients.into());
+    }
+    let data_key = DataKey::from_bytes(random_bytes::<32>()?);
+    let stanzas = recipients
+        .iter()
+        .map(|r| r.wrap(&data_key, &metadata.backup_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let signer_id = signer.key_id();
+    let signed = encode_signed_part(&metadata, &stanzas, signer_id);
+    let signature = signer.sign(&signed);
+    let mac = data_key.header_mac(&encode_mac_input(&signed, &signature));
+    let header = Header {
+        metadata,
+        stanzas,
+        signer: signer_id,
+        signature,
+        mac,
+    };
+    Ok((header, data_key))
+}
+
+/// Writes a header and starts the payload; write the image into the
+/// returned writer and call `finish`.
+pub fn seal_container<W: Write>(
+    mut out: W,
+    metadata: Metadata,
+    recipients: &[&dyn Recipient],
+    signer: &P256Identity,
+) -> Result<(Header, PayloadWriter<W>), CryptoError> {
+    let (header, data_key) = seal_header(metadata, recipients, signer)?;
+    out.write_all(&header.encode())
+        .map_err(sqlseal_format::FormatError::from)?;
+    let salt = random_bytes::<SALT_LEN>()?;
+    let writer = PayloadWriter::new(out, &data_key, salt, header.metadata.chunk_size)?;
+    Ok((header, writer))
+}
+
+/// Parses and authenticates a header, and returns a reader of the
+/// authenticated image.
+pub fn open_container<R: BufRead>(
+    mut input: R,
+    keyring: &Keyring,
+) -> Result<(Header, PayloadReader<R>), CryptoError> {
+    let header = Header::parse(&mut input)?;
+    let data_key = keyring.open_header(&header)?;
+    let reader = PayloadReader::new(input, &data_key, header.metadata.chunk_size)?;
+    Ok((header, reader))
+}

@@ -1,0 +1,285 @@
+//! Loading P-256 keys from the PEM files people actually have.
+//!
+//! Accepted: `EC PRIVATE KEY` (SEC1), with or without the `EC PARAMETERS`
+//! block `openssl ecparam -genkey` writes before it; `PRIVATE KEY` (PKCS#8);
+//! `PUBLIC KEY` (SPKI). Anything else gets one line saying what was found.
+
+use std::path::Path;
+
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use zeroize::Zeroizing;
+
+use crate::error::CryptoError;
+use crate::keys::{P256Identity, P256Recipient};
+
+/// A key read from a file: private (opens and signs) or public only.
+#[derive(Debug, Clone)]
+pub enum KeyFile {
+    /// A private key.
+    Private(P256Identity),
+    /// A public key.
+    Public(P256Recipient),
+}
+
+impl KeyFile {
+    /// The public half, whichever kind it is.
+    pub fn recipient(&self) -> &P256Recipient {
+        match self {
+            KeyFile::Private(identity) => identity.recipient(),
+            KeyFile::Public(recipient) => recipient,
+        }
+    }
+}
+
+/// A loaded key and any warnings about its file (e.g. loose permissions).
+#[derive(Debug, Clone)]
+pub struct LoadedKey {
+    /// The key.
+    pub key: KeyFile,
+    /// Things the caller should tell the user; never key material.
+    pub warnings: Vec<String>,
+}
+
+/// Reads a PEM key file.
+pub fn load_key_file(path: &Path) -> Result<LoadedKey, CryptoError> {
+    let err = |reason: String| CryptoError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| err(describe_io(&e)))?);
+    let key = parse_key_pem(&bytes).map_err(err)?;
+    let mut warnings = Vec::new();
+    if let (KeyFile::Private(_), Some(w)) = (&key, permission_warning(path)) {
+        warnings.push(w);
+    }
+    Ok(LoadedKey { key, warnings })
+}
+
+/// Reads a PEM file that must hold a private key.
+pub fn load_identity_file(path: &Path) -> Result<(P256Identity, Vec<String>), CryptoError> {
+    let loaded = load_key_file(path)?;
+    match loaded.key {
+        KeyFile::Private(identity) => Ok((identity, loaded.warnings)),
+        KeyFile::Public(_) => Err(CryptoError::KeyFile {
+            path: path.to_path_buf(),
+            reason: "holds a public key, but a private key is needed here (make one with `sqlseal keygen`)".into(),
+        }),
+    }
+}
+
+/// Reads a PEM file holding a public key, or a private key whose public half is used.
+pub fn load_recipient_file(path: &Path) -> Result<P256Recipient, CryptoError> {
+    Ok(load_key_file(path)?.key.recipient().clone())
+}
+
+fn describe_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file; check the path".into(),
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied; run as a user who can read it".into()
+        }
+        _ => format!("cannot read it: {e}"),
+    }
+}
+
+#[cfg(unix)]
+fn permission_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "private key file {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn permission_warning(_path: &Path) -> Option<String> {
+    None
+}
+
+/// Parses PEM text holding one P-256 key; the error says what was found instead.
+pub fn parse_key_pem(bytes: &[u8]) -> Result<KeyFile, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        "not a PEM file (binary data); expected a `-----BEGIN ...` text block".to_string()
+    })?;
+    let blocks = pem_blocks(text);
+    if blocks.is_empty() {
+        return Err("not a PEM file: no `-----BEGIN ...-----` block found".into());
+    }
+    let mut saw_params = false;
+    for block in &blocks {
+        match block.label.as_str() {
+            "EC PARAMETERS" => {
+                saw_params = true;
+                continue;
+            }
+            "EC PRIVATE KEY" | "PRIVATE KEY" | "PUBLIC KEY" => return parse_block(block),
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err("the private key is encrypted with a passphrase; decrypt it with `openssl pkey -in FILE -out PLAIN.pem` and keep the result 0600".into());
+            }
+            "RSA PRIVATE KEY" | "RSA PUBLIC KEY" => {
+                return Err("holds an RSA key; sqlseal needs a P-256 (prime256v1) EC key, e.g. from `sqlseal keygen`".into());
+            }
+            "OPENSSH PRIVATE KEY" => {
+                return Err("holds an OpenSSH key; sqlseal needs a P-256 key in PEM, e.g. from `sqlseal keygen`".into());
+            }
+            "CERTIFICATE" => {
+                return Err("holds a certificate, not a key; extract the key with `openssl x509 -in FILE -pubkey -noout`".into());
+            }
+            _ => {}
+        }
+    }
+    if saw_params {
+        return Err("holds only EC parameters, no key".into());
+    }
+    Err(format!(
+        "holds a `{}` block, not a P-256 key (expected EC PRIVATE KEY, PRIVATE KEY or PUBLIC KEY)",
+        blocks[0].label.chars().take(40).collect::<String>()
+    ))
+}
+
+struct PemBlock {
+    label: String,
+    /// The whole block, BEGIN to END lines.
+    text: String,
+    encrypted_headers: bool,
+}
+
+fn pem_blocks(text: &str) -> Vec<PemBlock> {
+    let mut blocks = Vec::new();
+    let mut current: Option<PemBlock> = None;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        {
+            current = Some(PemBlock {
+                label: label.to_owned(),
+                text: format!("{line}\n"),
+                encrypted_headers: false,
+            });
+            continue;
+        }
+        if let Some(block) = current.as_mut() {
+            block.text.push_str(line);
+            block.text.push('\n');
+            if line.starts_with("Proc-Type:") && line.contains("ENCRYPTED") {
+                block.encrypted_headers = true;
+            }
+            if line.starts_with("-----END ")
+                && let Some(done) = current.take()
+            {
+                blocks.push(done);
+            }
+        }
+    }
+    blocks
+}
+
+/// DER encodings of object identifiers, to name what a foreign key is.
+const FOREIGN_OIDS: &[(&[u8], &str)] = &[
+    (&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22], "a P-384 key"),
+    (&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23], "a P-521 key"),
+    (
+        &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a],
+        "a secp256k1 key",
+    ),
+    (&[0x06, 0x03, 0x2b, 0x65, 0x70], "an Ed25519 key"),
+    (&[0x06, 0x03, 0x2b, 0x65, 0x6e], "an X25519 key"),
+    (&[0x06, 0x03, 0x2b, 0x65, 0x71], "an Ed448 key"),
+    (
+        &[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+        ],
+        "an RSA key",
+    ),
+];
+
+fn name_foreign_key(der: &[u8]) -> Option<&'static str> {
+    FOREIGN_OIDS
+        .iter()
+        .find(|(oid, _)| der.windows(oid.len()).any(|w| w == *oid))
+        .map(|(_, name)| *name)
+}
+
+fn parse_block(block: &PemBlock) -> Result<KeyFile, String> {
+    if block.encrypted_headers {
+        return Err("the private key is encrypted with a passphrase; decrypt it with `openssl ec -in FILE -out PLAIN.pem` and keep the result 0600".into());
+    }
+    let (label, der) = pem_rfc7468::decode_vec(block.text.as_bytes())
+        .map_err(|e| format!("malformed `{}` PEM block: {e}", block.label))?;
+    let der = Zeroizing::new(der);
+    let foreign = |what: &str| match name_foreign_key(&der) {
+        Some(name) => format!(
+            "holds {name}; sqlseal needs a P-256 (prime256v1) key, e.g. from `sqlseal keygen`"
+        ),
+        None => format!("the `{what}` block is not a valid P-256 key"),
+    };
+    match label {
+        "EC PRIVATE KEY" => {
+            let secret = p256::SecretKey::from_sec1_der(&der).map_err(|_| foreign(label))?;
+            P256Identity::new(secret)
+                .map(KeyFile::Private)
+                .map_err(|e| e.to_string())
+        }
+        "PRIVATE KEY" => {
+            let secret = p256::SecretKey::from_pkcs8_der(&der).map_err(|_| foreign(label))?;
+            P256Identity::new(secret)
+                .map(KeyFile::Private)
+                .map_err(|e| e.to_string())
+        }
+        _ => {
+            let public = p256::PublicKey::from_public_key_der(&der).map_err(|_| foreign(label))?;
+            P256Recipient::new(public)
+                .map(KeyFile::Public)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkcs8_round_trips() {
+        let id = P256Identity::generate().expect("key");
+        let pem = id.to_pkcs8_pem().expect("pem");
+        match parse_key_pem(pem.as_bytes()).expect("parses") {
+            KeyFile::Private(back) => {
+                assert_eq!(back.recipient().public_key(), id.recipient().public_key())
+            }
+            KeyFile::Public(_) => panic!("expected a private key"),
+        }
+        let public = id.recipient().to_public_pem();
+        match parse_key_pem(public.as_bytes()).expect("parses") {
+            KeyFile::Public(back) => assert_eq!(back.public_key(), id.recipient().public_key()),
+            KeyFile::Private(_) => panic!("expected a public key"),
+        }
+    }
+
+    #[test]
+    fn garbage_is_named() {
+        assert!(
+            parse_key_pem(b"\x00\xff")
+                .expect_err("binary")
+                .contains("binary data")
+        );
+        assert!(
+            parse_key_pem(b"hello")
+                .expect_err("text")
+                .contains("no `-----BEGIN")
+        );
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(
+            parse_key_pem(cert.as_bytes())
+                .expect_err("cert")
+                .contains("certificate")
+        );
+    }
+}
