@@ -103,9 +103,14 @@ fn permission_warning(_path: &Path) -> Option<String> {
 
 /// Parses PEM text holding one P-256 key; the error says what was found instead.
 pub fn parse_key_pem(bytes: &[u8]) -> Result<KeyFile, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("the file is empty; expected a `-----BEGIN ...` PEM key".into());
+    }
     let text = std::str::from_utf8(bytes).map_err(|_| {
         "not a PEM file (binary data); expected a `-----BEGIN ...` text block".to_string()
     })?;
+    // Some Windows editors start text files with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let blocks = pem_blocks(text);
     if blocks.is_empty() {
         return Err("not a PEM file: no `-----BEGIN ...-----` block found".into());
@@ -147,6 +152,8 @@ struct PemBlock {
     /// The whole block, BEGIN to END lines.
     text: String,
     encrypted_headers: bool,
+    /// Whether the `-----END` line was seen (false: the file was cut short).
+    complete: bool,
 }
 
 fn pem_blocks(text: &str) -> Vec<PemBlock> {
@@ -162,6 +169,7 @@ fn pem_blocks(text: &str) -> Vec<PemBlock> {
                 label: label.to_owned(),
                 text: format!("{line}\n"),
                 encrypted_headers: false,
+                complete: false,
             });
             continue;
         }
@@ -172,12 +180,15 @@ fn pem_blocks(text: &str) -> Vec<PemBlock> {
                 block.encrypted_headers = true;
             }
             if line.starts_with("-----END ")
-                && let Some(done) = current.take()
+                && let Some(mut done) = current.take()
             {
+                done.complete = true;
                 blocks.push(done);
             }
         }
     }
+    // Keep a block without its END line so the error can say it was cut short.
+    blocks.extend(current);
     blocks
 }
 
@@ -210,6 +221,12 @@ fn name_foreign_key(der: &[u8]) -> Option<&'static str> {
 fn parse_block(block: &PemBlock) -> Result<KeyFile, String> {
     if block.encrypted_headers {
         return Err("the private key is encrypted with a passphrase; decrypt it with `openssl ec -in FILE -out PLAIN.pem` and keep the result 0600".into());
+    }
+    if !block.complete {
+        return Err(format!(
+            "the `{}` block has no `-----END` line; the file is truncated",
+            block.label
+        ));
     }
     let (label, der) = pem_rfc7468::decode_vec(block.text.as_bytes())
         .map_err(|e| format!("malformed `{}` PEM block: {e}", block.label))?;
