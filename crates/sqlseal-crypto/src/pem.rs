@@ -46,7 +46,13 @@ pub fn load_key_file(path: &Path) -> Result<LoadedKey, CryptoError> {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| err(describe_io(&e)))?);
+    let bytes = read_bounded(path).map_err(|e| err(describe_io(&e)))?;
+    if bytes.len() > MAX_KEY_FILE_LEN {
+        return Err(err(format!(
+            "larger than {} KiB, too large to be a PEM key; check the path",
+            MAX_KEY_FILE_LEN / 1024
+        )));
+    }
     let key = parse_key_pem(&bytes).map_err(err)?;
     let mut warnings = Vec::new();
     if let (KeyFile::Private(_), Some(w)) = (&key, permission_warning(path)) {
@@ -70,6 +76,20 @@ pub fn load_identity_file(path: &Path) -> Result<(P256Identity, Vec<String>), Cr
 /// Reads a PEM file holding a public key, or a private key whose public half is used.
 pub fn load_recipient_file(path: &Path) -> Result<P256Recipient, CryptoError> {
     Ok(load_key_file(path)?.key.recipient().clone())
+}
+
+/// No PEM key file is anywhere near this long.
+const MAX_KEY_FILE_LEN: usize = 64 * 1024;
+
+/// Reads at most one byte more than [`MAX_KEY_FILE_LEN`], into memory that is wiped on drop.
+fn read_bounded(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    // Reserved up front so that no reallocation leaves unwiped copies behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN + 1));
+    std::fs::File::open(path)?
+        .take(MAX_KEY_FILE_LEN as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn describe_io(e: &std::io::Error) -> String {
