@@ -1,0 +1,553 @@
+//! Where sqlseal keeps backups.
+//!
+//! A [`BackupStore`] lists, opens, creates and deletes backup files by name.
+//! A writer from [`BackupStore::create`] becomes visible only when
+//! [`BackupWriter::finish`] succeeds; dropped before that, it leaves
+//! nothing behind. [`LocalStore`] is a directory on this machine: it writes
+//! to a hidden temporary name, fsyncs the file, links it into place without
+//! ever replacing an existing backup, and fsyncs the directory. Directories
+//! it creates are 0700 and files 0600.
+//!
+//! ```
+//! use std::io::Write;
+//! use sqlseal_store::{BackupStore, LocalStore};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = LocalStore::new(dir.path().join("backups"));
+//! let mut writer = store.create("app.db-20261124T080000.000000Z-0a1b.sqlseal")?;
+//! writer.write_all(b"sealed bytes")?;
+//! assert!(store.list()?.is_empty(), "invisible until finished");
+//! writer.finish()?;
+//! assert_eq!(store.list()?.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// The file name extension of backups.
+pub const EXTENSION: &str = ".sqlseal";
+/// Marker in the names of temporary files.
+const TEMP_MARKER: &str = ".tmp-";
+/// Prefix of temporary snapshot directories that sources create.
+const SNAPSHOT_TEMP_PREFIX: &str = ".sqlseal-snapshot-";
+
+/// Errors of a backup store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What the store was doing.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The backup directory does not exist.
+    #[error("backup directory {0} does not exist; check --dir or Backup.Location")]
+    NoDirectory(PathBuf),
+    /// No backup of that name.
+    #[error("backup {name} not found in {location}")]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// The store.
+        location: String,
+    },
+    /// A backup of that name exists already.
+    #[error("backup {0} exists already; refusing to replace it")]
+    AlreadyExists(String),
+    /// The name is not a valid backup file name.
+    #[error("invalid backup name `{0}`: expected a plain file name ending in .sqlseal")]
+    InvalidName(String),
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One backup in a store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupEntry {
+    /// The file name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A backup being written; visible only after [`finish`](BackupWriter::finish).
+/// Dropping it unfinished discards what was written.
+pub trait BackupWriter: Write + Send {
+    /// Makes the backup durable and visible under its name.
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// A place that holds backups.
+pub trait BackupStore: Send + Sync + fmt::Debug {
+    /// A human-readable location, for messages.
+    fn location(&self) -> String;
+    /// The finished backups, sorted by name. Temporary and foreign files are not listed.
+    fn list(&self) -> Result<Vec<BackupEntry>>;
+    /// Opens a backup for reading.
+    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>>;
+    /// Starts writing a new backup.
+    fn create(&self, name: &str) -> Result<Box<dyn BackupWriter>>;
+    /// Deletes a backup.
+    fn delete(&self, name: &str) -> Result<()>;
+    /// Removes temporary files left by crashed writers that are older than `age`.
+    fn clean_stale(&self, age: Duration) -> Result<usize>;
+    /// A backup's path on this machine, for stores that have one.
+    fn local_path(&self, name: &str) -> Option<PathBuf>;
+}
+
+/// Checks that `name` is a plain backup file name.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = name.ends_with(EXTENSION)
+        && name.len() > EXTENSION.len()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && !name.contains(TEMP_MARKER);
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName(name.chars().take(80).collect()))
+    }
+}
+
+/// Backups in a directory on this machine.
+#[derive(Clone, Debug)]
+pub struct LocalStore {
+    dir: PathBuf,
+}
+
+impl LocalStore {
+    /// A store in `dir`; the directory is created (0700) on the first write.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LocalStore { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn io(&self, what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { what, path, source }
+    }
+
+    fn ensure_dir(&self) -> Result<()> {
+        if self.dir.is_dir() {
+            return Ok(());
+        }
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.dir)
+            .map_err(self.io("creating backup directory", &self.dir))
+    }
+}
+
+impl BackupStore for LocalStore {
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn list(&self) -> Result<Vec<BackupEntry>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NoDirectory(self.dir.clone()));
+            }
+            Err(e) => return Err(self.io("listing", &self.dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(self.io("listing", &self.dir))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if validate_name(&name).is_err() {
+                continue;
+            }
+            let meta = entry
+                .metadata()
+                .map_err(self.io("reading", &entry.path()))?;
+            if meta.is_file() {
+                out.push(BackupEntry {
+                    name,
+                    size: meta.len(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>> {
+        validate_name(name)?;
+        let path = self.dir.join(name);
+        match File::open(&path) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound {
+                name: name.to_owned(),
+                location: self.location(),
+            }),
+            Err(e) => Err(self.io("opening", &path)(e)),
+        }
+    }
+
+    fn create(&self, name: &str) -> Result<Box<dyn BackupWriter>> {
+        validate_name(name)?;
+        self.ensure_dir()?;
+        let target = self.dir.join(name);
+        if target.exists() {
+            return Err(StoreError::AlreadyExists(name.to_owned()));
+        }
+        let temp = self
+            .dir
+            .join(format!(".{name}{TEMP_MARKER}{}", random_hex()));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&temp)
+            .map_err(self.io("creating temporary file", &temp))?;
+        Ok(Box::new(LocalWriter {
+            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            temp,
+            target,
+            dir: self.dir.clone(),
+        }))
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        validate_name(name)?;
+        let path = self.dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound {
+                name: name.to_owned(),
+                location: self.location(),
+            }),
+            Err(e) => Err(self.io("deleting", &path)(e)),
+        }
+    }
+
+    fn clean_stale(&self, age: Duration) -> Result<usize> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(self.io("listing", &self.dir)(e)),
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_temp_file =
+                name.starts_with('.') && name.contains(EXTENSION) && name.contains(TEMP_MARKER);
+            let is_snapshot_dir = name.starts_with(SNAPSHOT_TEMP_PREFIX);
+            if !is_temp_file && !is_snapshot_dir {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|a| a >= age);
+            if !old {
+                continue;
+            }
+            let path = entry.path();
+            let result = if meta.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match result {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io("removing stale temporary file", &path)(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    fn local_path(&self, name: &str) -> Option<PathBuf> {
+        Some(self.dir.join(name))
+    }
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 8];
+    // A failing OS generator only makes the temporary name less unique;
+    // create_new still refuses to reuse an existing file.
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StoreError::Io {
+                what: "syncing directory",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+struct LocalWriter {
+    file: Option<BufWriter<File>>,
+    temp: PathBuf,
+    target: PathBuf,
+    dir: PathBuf,
+}
+
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.file.as_mut() {
+            Some(f) => f.write(buf),
+            None => Err(io::Error::other("backup writer already finished")),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.write_all(buf),
+            None => Err(io::Error::other("backup writer already finished")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl BackupWriter for LocalWriter {
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { what, path, source }
+        };
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        let file = file
+            .into_inner()
+            .map_err(|e| io("writing", &self.temp)(e.into_error()))?;
+        file.sync_all().map_err(io("syncing", &self.temp))?;
+        drop(file);
+        // A hard link never replaces an existing file, unlike rename.
+        match std::fs::hard_link(&self.temp, &self.target) {
+            Ok(()) => {
+                std::fs::remove_file(&self.temp).map_err(io("removing", &self.temp))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(&self.temp);
+                let name = self
+                    .target
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
+                return Err(StoreError::AlreadyExists(name.unwrap_or_default()));
+            }
+            Err(_) => {
+                // File systems without hard links: rename, after checking
+                // that nothing took the name meanwhile.
+                if self.target.exists() {
+                    let _ = std::fs::remove_file(&self.temp);
+                    return Err(StoreError::AlreadyExists(self.target.display().to_string()));
+                }
+                std::fs::rename(&self.temp, &self.target).map_err(io("renaming", &self.temp))?;
+            }
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(i: u32) -> String {
+        format!("app.db-20261124T0800{i:02}.000000Z-00{i:02}.sqlseal")
+    }
+
+    #[test]
+    fn writes_become_visible_only_on_finish() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path().join("b"));
+        let mut w = store.create(&name(1)).expect("create");
+        w.write_all(b"abc").expect("write");
+        assert!(store.list().expect("list").is_empty());
+        w.finish().expect("finish");
+        assert_eq!(
+            store.list().expect("list"),
+            vec![BackupEntry {
+                name: name(1),
+                size: 3
+            }]
+        );
+        let mut back = String::new();
+        store
+            .open(&name(1))
+            .expect("open")
+            .read_to_string(&mut back)
+            .expect("read");
+        assert_eq!(back, "abc");
+        assert_eq!(
+            std::fs::read_dir(store.dir()).expect("dir").count(),
+            1,
+            "no temp left"
+        );
+    }
+
+    #[test]
+    fn dropped_writer_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path());
+        let mut w = store.create(&name(1)).expect("create");
+        w.write_all(&[0; 4096]).expect("write");
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
+
+    #[test]
+    fn never_replaces_an_existing_backup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path());
+        let mut first = store.create(&name(1)).expect("create");
+        let mut second = store
+            .create(&name(1))
+            .expect("create before either finished");
+        first.write_all(b"first").expect("write");
+        second.write_all(b"second").expect("write");
+        first.finish().expect("finish");
+        assert!(matches!(second.finish(), Err(StoreError::AlreadyExists(_))));
+        let mut back = String::new();
+        store
+            .open(&name(1))
+            .expect("open")
+            .read_to_string(&mut back)
+            .expect("read");
+        assert_eq!(back, "first");
+        assert!(matches!(
+            store.create(&name(1)),
+            Err(StoreError::AlreadyExists(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn permissions_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path().join("new/backups"));
+        store
+            .create(&name(1))
+            .expect("create")
+            .finish()
+            .expect("finish");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(store.dir()), 0o700);
+        assert_eq!(mode(&store.dir().join(name(1))), 0o600);
+    }
+
+    #[test]
+    fn listing_ignores_temp_and_foreign_files_and_sorts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path());
+        for i in [3, 1, 2] {
+            store
+                .create(&name(i))
+                .expect("create")
+                .finish()
+                .expect("finish");
+        }
+        std::fs::write(dir.path().join("notes.txt"), "x").expect("foreign");
+        std::fs::write(dir.path().join(format!(".{}.tmp-1234", name(9))), "x").expect("temp");
+        std::fs::create_dir(dir.path().join("sub.sqlseal")).expect("dir");
+        let names: Vec<_> = store
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, vec![name(1), name(2), name(3)]);
+    }
+
+    #[test]
+    fn clean_stale_removes_only_old_temp_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path());
+        store
+            .create(&name(1))
+            .expect("create")
+            .finish()
+            .expect("finish");
+        let temp = dir.path().join(format!(".{}.tmp-abcd", name(2)));
+        std::fs::write(&temp, "partial").expect("temp");
+        assert_eq!(
+            store.clean_stale(Duration::from_secs(3600)).expect("clean"),
+            0
+        );
+        assert!(
+            temp.exists(),
+            "a young temp file may belong to a running writer"
+        );
+        assert_eq!(store.clean_stale(Duration::ZERO).expect("clean"), 1);
+        assert!(!temp.exists());
+        assert_eq!(
+            store.list().expect("list").len(),
+            1,
+            "finished backups stay"
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for bad in [
+            "../x.sqlseal",
+            ".hidden.sqlseal",
+            "x.txt",
+            ".sqlseal",
+            "a/b.sqlseal",
+            "a.sqlseal.tmp-1.sqlseal",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_name(&name(1)).is_ok());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path().join("missing"));
+        assert!(matches!(store.list(), Err(StoreError::NoDirectory(_))));
+        assert!(matches!(
+            LocalStore::new(dir.path()).open(&name(5)),
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+}
