@@ -1,0 +1,115 @@
+//! The engine's error type.
+
+use std::path::PathBuf;
+
+use sqlseal_crypto::CryptoError;
+use sqlseal_format::FormatError;
+use sqlseal_source::SourceError;
+use sqlseal_store::StoreError;
+
+/// What can go wrong creating, verifying or restoring a backup.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Taking the snapshot failed.
+    #[error(transparent)]
+    Source(Box<SourceError>),
+    /// The backup store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Keys or sealing failed while creating a backup.
+    #[error("sealing the backup: {0}")]
+    Seal(CryptoError),
+    /// Writing the backup failed.
+    #[error("writing backup {backup}: {source}")]
+    Write {
+        /// The backup name.
+        backup: String,
+        /// The cause.
+        source: FormatError,
+    },
+    /// A backup's header could not be parsed or authenticated, or no key opens it.
+    #[error("backup {backup}: {source}")]
+    Open {
+        /// The backup name.
+        backup: String,
+        /// The cause.
+        source: CryptoError,
+    },
+    /// A backup's payload failed a check.
+    #[error("backup {backup}: {source}")]
+    Payload {
+        /// The backup name.
+        backup: String,
+        /// The cause.
+        source: FormatError,
+    },
+    /// The restored image is not what the trailer or header states.
+    #[error("backup {backup}: {reason}")]
+    Inconsistent {
+        /// The backup name.
+        backup: String,
+        /// What did not match.
+        reason: String,
+    },
+    /// The image failed `PRAGMA integrity_check`.
+    #[error("backup {backup}: {source}")]
+    Integrity {
+        /// The backup name.
+        backup: String,
+        /// The cause.
+        source: Box<SourceError>,
+    },
+    /// The restore target exists and `force` was not given.
+    #[error(
+        "{0} exists; pass --force to move it aside (to .pre-restore.<time>) and restore over it"
+    )]
+    TargetExists(PathBuf),
+    /// A file operation on this machine failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What the engine was doing.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The store holds no backups.
+    #[error("no backups in {0}")]
+    NoBackups(String),
+    /// The operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<SourceError> for EngineError {
+    fn from(e: SourceError) -> Self {
+        EngineError::Source(Box::new(e))
+    }
+}
+
+impl EngineError {
+    /// Whether this error means a backup failed authentication or
+    /// integrity checks (as opposed to a missing file, a wrong key or an I/O
+    /// problem on this machine).
+    pub fn is_integrity_failure(&self) -> bool {
+        match self {
+            EngineError::Open { source, .. } => match source {
+                CryptoError::Format(f) => format_is_integrity(f),
+                CryptoError::StanzaFailed { .. }
+                | CryptoError::StanzaMalformed { .. }
+                | CryptoError::UntrustedSigner { .. }
+                | CryptoError::BadSignature { .. } => true,
+                _ => false,
+            },
+            EngineError::Payload { source, .. } => format_is_integrity(source),
+            EngineError::Inconsistent { .. } | EngineError::Integrity { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+fn format_is_integrity(e: &FormatError) -> bool {
+    !matches!(e, FormatError::Io(_))
+}
