@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
+mod ci;
 mod codegen;
+mod fuzz;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -16,7 +18,12 @@ commands:
   codegen [--check]       regenerate crates/sqlseal-params/src/generated.rs and
                           docs/parameters.md from docs/parameters.yaml; with
                           --check, only fail if they are stale
+  ci                      fmt check, clippy, tests and the codegen check, in
+                          order, stopping at the first failure
+  fuzz [--seconds N]      run each fuzz target for N seconds (default 60)
   help                    show this text";
+
+const DEFAULT_FUZZ_SECONDS: u64 = 60;
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -33,12 +40,26 @@ fn run(args: Vec<String>) -> Result<()> {
     match args.as_slice() {
         ["codegen"] => codegen::run(workspace_root(), false),
         ["codegen", "--check"] => codegen::run(workspace_root(), true),
+        ["ci"] => ci::run(workspace_root()),
+        ["fuzz", rest @ ..] => fuzz::run(fuzz_seconds(rest)?),
         [] | ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
         }
         _ => bail!("unknown arguments `{}`\n\n{USAGE}", args.join(" ")),
     }
+}
+
+/// `fuzz`'s arguments: nothing, `--seconds N`, `--seconds=N` or `N`.
+fn fuzz_seconds(args: &[&str]) -> Result<u64> {
+    let text = match args {
+        [] => return Ok(DEFAULT_FUZZ_SECONDS),
+        ["--seconds", n] | [n] => *n,
+        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
+    };
+    let text = text.strip_prefix("--seconds=").unwrap_or(text);
+    text.parse()
+        .with_context(|| format!("fuzz: {text:?} is not a number of seconds"))
 }
 
 /// The workspace root: the parent of this crate's directory.
@@ -53,6 +74,16 @@ pub(crate) fn workspace_root() -> &'static Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fuzz_takes_seconds_in_three_spellings() {
+        assert_eq!(fuzz_seconds(&[]).expect("default"), DEFAULT_FUZZ_SECONDS);
+        assert_eq!(fuzz_seconds(&["30"]).expect("bare"), 30);
+        assert_eq!(fuzz_seconds(&["--seconds", "31"]).expect("flag"), 31);
+        assert_eq!(fuzz_seconds(&["--seconds=32"]).expect("joined"), 32);
+        assert!(fuzz_seconds(&["soon"]).is_err());
+        assert!(fuzz_seconds(&["1", "2", "3"]).is_err());
+    }
 
     #[test]
     fn unknown_commands_fail_with_usage() {
