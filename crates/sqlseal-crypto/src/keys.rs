@@ -103,6 +103,11 @@ impl P256Recipient {
         })
     }
 
+    /// The key id.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
     /// The public key.
     pub fn public_key(&self) -> &p256::PublicKey {
         &self.public
@@ -191,6 +196,11 @@ impl P256Identity {
                 return Self::new(secret);
             }
         }
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> KeyId {
+        self.recipient.key_id
     }
 
     /// The public half.

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use sqlseal_crypto::{
-    CryptoError, KeyFile, Recipient, key_id_of, load_identity_file, load_key_file,
-    load_recipient_file, parse_key_pem,
+    CryptoError, KeyFile, key_id_of, load_identity_file, load_key_file, load_recipient_file,
+    parse_key_pem,
 };
 use sqlseal_format::KeyId;
 

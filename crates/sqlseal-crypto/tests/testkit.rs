@@ -18,9 +18,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use sqlseal_crypto::{
-    CryptoError, Identity, Keyring, P256Identity, Recipient, load_identity_file,
-    load_recipient_file, open_container, random_backup_id, random_bytes, seal_container,
-    seal_header,
+    CryptoError, Keyring, P256Identity, Recipient, load_identity_file, load_recipient_file,
+    open_container, random_backup_id, random_bytes, seal_container, seal_header,
 };
 use sqlseal_format::payload::{FLAG_FINAL, FLAG_STORED, FRAME_HEADER_LEN, TAG_LEN, TRAILER_LEN};
 use sqlseal_format::{

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use sqlseal_crypto::{CryptoError, Keyring, P256Identity, Recipient};
+use sqlseal_crypto::{CryptoError, Keyring, P256Identity};
 use sqlseal_engine::{
     BackupOptions, CancelFlag, EngineError, NoProgress, RestoreOptions, VerifyOptions,
     create_backup, latest_backup, list_backups, restore_backup, verify_backup,

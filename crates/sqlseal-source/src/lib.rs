@@ -13,7 +13,8 @@
 //!   file, which is then streamed.
 //! - `vacuum`: `VACUUM INTO` a temporary file (a compacted image), then streamed.
 //!
-//! [`check_integrity`] runs `PRAGMA integrity_check` on a restored image.
+//! [`check_integrity`] runs `PRAGMA integrity_check` on a restored image;
+//! [`demo`] makes a demo database and a writer that keeps committing to it.
 //!
 //! ```
 //! use sqlseal_source::{Method, SnapshotOptions, SnapshotSource, SqliteSource};
@@ -45,6 +46,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
+
+pub mod demo;
 
 /// How a snapshot is taken.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
