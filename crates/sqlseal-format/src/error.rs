@@ -23,6 +23,11 @@ pub enum FormatError {
         "unsupported sqlseal format version `{0}`: this reader understands sqlseal/v1 only; upgrade sqlseal"
     )]
     UnsupportedVersion(String),
+    /// The header's lines end in CRLF: the file was converted as text.
+    #[error(
+        "header lines end in CRLF: the backup was converted as a text file; copy it in binary mode"
+    )]
+    CrLf,
     /// The file ends inside the text header.
     #[error("truncated header: the file ends before the header's `mac:` line")]
     HeaderTruncated,

@@ -88,8 +88,15 @@ impl CreatedAt {
         CreatedAt(jiff::Timestamp::from_microsecond(ts.as_microsecond()).unwrap_or(ts))
     }
 
-    /// Microseconds since the Unix epoch.
+    /// The earliest time a header can state: 0000-01-01T00:00:00Z.
+    pub const MIN_MICROSECOND: i64 = -62_167_219_200_000_000;
+
+    /// Microseconds since the Unix epoch; `None` before year 0 or past
+    /// the latest time the `created:` field can hold.
     pub fn from_microsecond(us: i64) -> Option<Self> {
+        if us < Self::MIN_MICROSECOND {
+            return None;
+        }
         jiff::Timestamp::from_microsecond(us).ok().map(CreatedAt)
     }
 
@@ -277,6 +284,9 @@ impl Header {
             None => return Err(FormatError::Empty),
         };
         if first != MAGIC {
+            if first.ends_with('\r') && first.starts_with("sqlseal/") {
+                return Err(FormatError::CrLf);
+            }
             if let Some(version) = first.strip_prefix("sqlseal/") {
                 return Err(FormatError::UnsupportedVersion(shorten(version)));
             }
@@ -639,7 +649,7 @@ mod tests {
         }
 
         #[test]
-        fn created_round_trips(us in -62_135_596_800_000_000i64..253_402_300_799_999_999) {
+        fn created_round_trips(us in CreatedAt::MIN_MICROSECOND..=jiff::Timestamp::MAX.as_microsecond()) {
             let c = CreatedAt::from_microsecond(us).expect("in range");
             prop_assert_eq!(c.to_string().parse::<CreatedAt>().expect("parses"), c);
         }
@@ -670,6 +680,8 @@ mod tests {
             "not a sqlseal backup: the first line is not `sqlseal/v1`"
         );
         assert!(err("sqlseal/v2\n").contains("unsupported sqlseal format version `v2`"));
+        assert!(err("sqlseal/v1\r\nid: 00\r\n").contains("CRLF"));
+        assert!(CreatedAt::from_microsecond(CreatedAt::MIN_MICROSECOND - 1).is_none());
         assert_eq!(
             err("sqlseal/v1\nid: 00"),
             "truncated header: the file ends before the header's `mac:` line"

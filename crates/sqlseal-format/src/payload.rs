@@ -192,10 +192,11 @@ impl FrameHeader {
 }
 
 /// The largest sealed body a chunk of `chunk_size` plaintext bytes can have.
+///
+/// A chunk body is never longer than the chunk's image bytes: a writer
+/// stores the bytes uncompressed whenever LZ4 would not make them shorter.
 pub fn max_sealed_len(chunk_size: u32) -> usize {
-    let body =
-        lz4_flex::block::get_maximum_output_size(chunk_size as usize).max(chunk_size as usize);
-    body + TRAILER_LEN + TAG_LEN
+    chunk_size as usize + TRAILER_LEN + TAG_LEN
 }
 
 fn check_chunk_size(chunk_size: u32) -> Result<()> {
