@@ -48,6 +48,8 @@
 
 mod envelope;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod pem;
 

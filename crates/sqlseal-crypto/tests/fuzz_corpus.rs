@@ -1,0 +1,276 @@
+//! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the
+//! same entry points the fuzz targets call (`sqlseal_crypto::fuzzing`), so
+//! stable `cargo test` covers every seed and every crash found so far.
+//!
+//! The seeds come from the container test vectors: each vector's container
+//! is an `open_container` seed and its header bytes a `header` seed, named
+//! after the vector. For those, the replay also checks that the fixed fuzz
+//! keyring reaches the same outcome as the vector's own keys.
+//!
+//! After adding vectors, write their seeds with
+//! `cargo test -p sqlseal-crypto --test fuzz_corpus -- --ignored write_missing_seeds`.
+
+use std::collections::HashSet;
+use std::fs;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use sqlseal_crypto::fuzzing::{fixed_keyring, open_container, parse_header};
+use sqlseal_crypto::{CryptoError, Keyring, load_identity_file, load_recipient_file};
+
+/// The checked-in corpus may not grow past this many bytes.
+const CORPUS_BUDGET: u64 = 400 * 1024;
+
+const WRITE_SEEDS: &str =
+    "cargo test -p sqlseal-crypto --test fuzz_corpus -- --ignored write_missing_seeds";
+
+fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn testdata_dir() -> PathBuf {
+    repo_dir().join("crates/sqlseal-format/testdata")
+}
+
+fn corpus_dir(target: &str) -> PathBuf {
+    repo_dir().join("fuzz/corpus").join(target)
+}
+
+/// The files of a folder, sorted by name.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.is_file())
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?.to_owned();
+            let bytes = fs::read(&path).expect("readable file");
+            Some((name, bytes))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The parts of a vector file this test needs. The strict parser and the
+/// exact outcomes are `tests/testkit.rs`'s job.
+struct Vector {
+    identities: Vec<String>,
+    trust: Vec<String>,
+    container: Vec<u8>,
+}
+
+fn vectors() -> Vec<(String, Vector)> {
+    files(&testdata_dir())
+        .into_iter()
+        .filter(|(name, _)| name != "README.md")
+        .map(|(name, bytes)| {
+            let split = bytes
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .unwrap_or_else(|| panic!("{name}: no blank line"));
+            let head = std::str::from_utf8(&bytes[..split]).expect("UTF-8 expectation lines");
+            let mut vector = Vector {
+                identities: Vec::new(),
+                trust: Vec::new(),
+                container: bytes[split + 2..].to_vec(),
+            };
+            for line in head.lines() {
+                if let Some(key) = line.strip_prefix("identity: ") {
+                    vector.identities.push(key.to_owned());
+                } else if let Some(key) = line.strip_prefix("trust: ") {
+                    vector.trust.push(key.to_owned());
+                }
+            }
+            (name, vector)
+        })
+        .collect()
+}
+
+fn keys_dir() -> PathBuf {
+    testdata_dir().join("keys")
+}
+
+fn own_keyring(vector: &Vector) -> Keyring {
+    let mut keyring = Keyring::new();
+    for name in &vector.identities {
+        keyring.add_identity(
+            load_identity_file(&keys_dir().join(name))
+                .expect("identity")
+                .0,
+        );
+    }
+    for name in &vector.trust {
+        keyring.trust(load_recipient_file(&keys_dir().join(name)).expect("trusted key"));
+    }
+    keyring
+}
+
+/// The bytes `Header::parse` reads from `container`, whether it succeeds or not.
+fn header_prefix(container: &[u8]) -> &[u8] {
+    let mut rest = container;
+    let _ = sqlseal_format::Header::parse(&mut rest);
+    &container[..container.len() - rest.len()]
+}
+
+/// The whole container: the `open_container` seed of a vector.
+fn whole(container: &[u8]) -> &[u8] {
+    container
+}
+
+/// The outcome class: the image's length and hash, or the error variant.
+#[derive(Debug, PartialEq, Eq)]
+enum Class {
+    Opened { len: u64, sha256: [u8; 32] },
+    Failed(String),
+}
+
+fn variant(e: &CryptoError) -> String {
+    let debug = match e {
+        CryptoError::Format(inner) => format!("Format::{inner:?}"),
+        other => format!("{other:?}"),
+    };
+    debug
+        .split([' ', '(', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn class(data: &[u8], keyring: &Keyring) -> Class {
+    match open_container(data, keyring) {
+        Ok((_, trailer)) => Class::Opened {
+            len: trailer.db_len,
+            sha256: trailer.sha256,
+        },
+        Err(e) => Class::Failed(variant(&e)),
+    }
+}
+
+fn header_outcome(data: &[u8]) -> Result<Vec<u8>, String> {
+    parse_header(data)
+        .map(|h| h.encode())
+        .map_err(|e| e.to_string())
+}
+
+/// Runs `f`, turning a panic into an error that names the seed.
+fn no_panic<T>(target: &str, name: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| format!("{target}/{name}: panicked"))
+}
+
+#[test]
+fn corpus_replays_without_panics_and_matches_the_vectors() {
+    let keyring = fixed_keyring(&keys_dir()).expect("the fixed fuzz keyring loads");
+    let vectors = vectors();
+    let mut failures = Vec::new();
+
+    let header_seeds = files(&corpus_dir("header"));
+    for (name, seed) in &header_seeds {
+        let got = match no_panic("header", name, || header_outcome(seed)) {
+            Ok(got) => got,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        if let Some((_, vector)) = vectors.iter().find(|(n, _)| n == name) {
+            let want = header_outcome(&vector.container);
+            if got != want {
+                failures.push(format!(
+                    "header/{name}: {got:?} on the seed, {want:?} on the vector"
+                ));
+            }
+        }
+    }
+
+    let container_seeds = files(&corpus_dir("open_container"));
+    for (name, seed) in &container_seeds {
+        let got = match no_panic("open_container", name, || class(seed, &keyring)) {
+            Ok(got) => got,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        if let Some((_, vector)) = vectors.iter().find(|(n, _)| n == name) {
+            let want = class(&vector.container, &own_keyring(vector));
+            if got != want {
+                failures.push(format!(
+                    "open_container/{name}: {got:?} with the fuzz keyring, {want:?} with the vector's keys"
+                ));
+            }
+        }
+    }
+
+    assert!(
+        failures.is_empty(),
+        "{} corpus problem(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        !header_seeds.is_empty() && !container_seeds.is_empty(),
+        "the corpus is empty; run `{WRITE_SEEDS}`"
+    );
+}
+
+#[test]
+fn every_vector_seeds_the_corpus() {
+    let header: HashSet<Vec<u8>> = files(&corpus_dir("header"))
+        .into_iter()
+        .map(|f| f.1)
+        .collect();
+    let containers: HashSet<Vec<u8>> = files(&corpus_dir("open_container"))
+        .into_iter()
+        .map(|f| f.1)
+        .collect();
+    let missing: Vec<String> = vectors()
+        .into_iter()
+        .filter(|(_, v)| {
+            !containers.contains(&v.container) || !header.contains(header_prefix(&v.container))
+        })
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "vectors without fuzz seeds: {missing:?}; run `{WRITE_SEEDS}`"
+    );
+}
+
+#[test]
+fn corpus_stays_small() {
+    let total: u64 = ["header", "open_container"]
+        .iter()
+        .flat_map(|t| files(&corpus_dir(t)))
+        .map(|(_, bytes)| bytes.len() as u64)
+        .sum();
+    assert!(
+        total <= CORPUS_BUDGET,
+        "the checked-in corpus holds {total} bytes, over the {CORPUS_BUDGET}-byte budget; \
+         minimise it with `cargo fuzz cmin` instead of checking in a fuzzing run's corpus"
+    );
+}
+
+/// Writes a seed per vector for each target unless a seed with the same
+/// bytes exists; never removes or rewrites a seed.
+#[test]
+#[ignore = "writes missing seeds into the source tree; run it after adding vectors"]
+fn write_missing_seeds() {
+    for (target, seed_of) in [
+        ("header", header_prefix as fn(&[u8]) -> &[u8]),
+        ("open_container", whole),
+    ] {
+        let dir = corpus_dir(target);
+        fs::create_dir_all(&dir).expect("create corpus folder");
+        let mut have: HashSet<Vec<u8>> = files(&dir).into_iter().map(|f| f.1).collect();
+        for (name, vector) in vectors() {
+            let seed = seed_of(&vector.container);
+            if have.insert(seed.to_vec()) {
+                let path = dir.join(&name);
+                assert!(!path.exists(), "{target}/{name} exists with other bytes");
+                fs::write(path, seed).expect("write seed");
+                println!("wrote {target}/{name}");
+            }
+        }
+    }
+}
