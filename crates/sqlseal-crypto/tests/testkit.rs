@@ -828,6 +828,31 @@ impl Generator {
         self.add("good_second_identity_opens", second);
         self.add("good_unusual_metadata", unusual);
         self.add("good_unknown_stanza_type", grease);
+
+        // Added after the first set; vectors are append-only.
+        let k = &self.keys;
+        let failed_first = Self::success(
+            seal_custom_header(k, &image, |h| {
+                let mut broken = h.stanzas[0].clone();
+                broken.args[1][0] ^= 0x01;
+                h.stanzas.insert(0, broken);
+            }),
+            &image,
+            "two stanzas for alice; the first does not open, the second does: the search goes on",
+        );
+        let full = text(CSU, 13);
+        let empty_final = Self::success(
+            seal_by_hand(k, |c| {
+                vec![
+                    seal_chunk(c, 0, &full, None),
+                    seal_chunk(c, 1, &[], Some(&trailer_of(&full))),
+                ]
+            }),
+            &full,
+            "a full chunk, then an empty final chunk: writers do not split this way, readers accept it",
+        );
+        self.add("good_failed_stanza_then_good_one", failed_first);
+        self.add("good_empty_final_chunk_after_full", empty_final);
     }
 
     fn header(&mut self) {
@@ -1059,6 +1084,30 @@ impl Generator {
                 seal(metadata(CS), &[&k.alice], &k.mallory, &other_image),
                 CryptoError::UntrustedSigner { key_id: mallory }.to_string(),
                 "encrypted to alice but signed by mallory, whom alice does not trust",
+            ),
+            // Added after the first set; vectors are append-only.
+            (
+                "header_crlf",
+                {
+                    let crlf = header_text.replace('\n', "\r\n");
+                    let mut parts = p.clone();
+                    parts.header_bytes = crlf.into_bytes();
+                    parts.join()
+                },
+                FormatError::CrLf.to_string(),
+                "the header's line ends converted to CR LF",
+            ),
+            (
+                "header_stanza_wrong_argument_lengths",
+                p.with_header(|h| {
+                    h.stanzas[0].args[1].pop();
+                }),
+                CryptoError::StanzaMalformed {
+                    key_id: alice,
+                    reason: "wrong argument lengths".into(),
+                }
+                .to_string(),
+                "the last byte of alice's wrapped data key removed",
             ),
         ];
         for (name, container, error, comment) in cases {
