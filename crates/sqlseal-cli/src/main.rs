@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod backup;
+mod daemon;
 mod demo;
 mod keys;
 mod progress;
@@ -40,6 +41,27 @@ enum Command {
     /// Create, list, inspect, verify and restore backups.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Run the daemon: restore missing databases, then back up on schedule until SIGTERM/SIGINT.
+    Run {
+        /// The YAML configuration file (see docs/parameters.md).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Log format (overrides Log.Format).
+        #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+        log_format: Option<String>,
+    },
+    /// Check or show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the daemon's status file.
+    Status {
+        /// The YAML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a real backup of a demo database while a writer keeps committing,
     /// then list, verify and restore it, and print a summary.
     Demo {
@@ -48,6 +70,22 @@ enum Command {
         /// Size of the demo database in MiB.
         #[arg(long, default_value_t = 32, value_name = "MIB")]
         size_mib: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate a configuration as `run` does at start-up, without running.
+    Check {
+        /// The YAML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print every parameter's effective value and its source (default, file, env).
+    Show {
+        /// The YAML configuration file (defaults and environment only without it).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -177,8 +215,16 @@ fn cancel_on_interrupt() -> CancelFlag {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // The daemon handles its signals itself, through tokio.
+    if let Command::Run { config, log_format } = &cli.command {
+        return daemon::run(config, log_format.as_deref());
+    }
     let cancel = cancel_on_interrupt();
     match cli.command {
+        Command::Run { .. } => Ok(()),
+        Command::Config(ConfigCommand::Check { config }) => daemon::check(&config),
+        Command::Config(ConfigCommand::Show { config }) => daemon::show(config.as_deref()),
+        Command::Status { config, json } => daemon::status(&config, json),
         Command::Keygen { output } => keys::keygen(&output),
         Command::Key(KeyCommand::Public { keyfile }) => keys::public(&keyfile),
         Command::Key(KeyCommand::Id { keyfile }) => keys::id(&keyfile),

@@ -115,6 +115,9 @@ pub struct BackupOptions {
     pub chunk_size: u32,
     /// Worker threads for compression and sealing.
     pub threads: usize,
+    /// The creation time to record; the current time when `None`. (For
+    /// schedulers that run on a clock of their own, e.g. in tests.)
+    pub created_at: Option<CreatedAt>,
 }
 
 impl BackupOptions {
@@ -125,6 +128,7 @@ impl BackupOptions {
             signer,
             chunk_size: DEFAULT_CHUNK_SIZE,
             threads: default_threads(),
+            created_at: None,
         }
     }
 }
@@ -211,7 +215,9 @@ pub fn create_backup(
     let started = Instant::now();
     let mut snapshot = source.snapshot()?;
     let info = snapshot.info().clone();
-    let created = CreatedAt::from_timestamp(jiff::Timestamp::now());
+    let created = options
+        .created_at
+        .unwrap_or_else(|| CreatedAt::from_timestamp(jiff::Timestamp::now()));
     let metadata = Metadata {
         backup_id: random_backup_id().map_err(EngineError::Seal)?,
         created,

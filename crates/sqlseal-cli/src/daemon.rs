@@ -1,0 +1,204 @@
+//! `sqlseal run`, `sqlseal config check|show`, `sqlseal status`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlseal_params::{Loaded, Params};
+use sqlseal_schedule::{RestoreOutcome, Scheduler, Settings, auto_restore_settings, read_status};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How long a stop may take before the process exits anyway.
+const STOP_GRACE: Duration = Duration::from_millis(4500);
+
+/// Loads parameters: defaults, then the config file, then `SQLSEAL_*` variables.
+pub fn load(config: Option<&Path>) -> anyhow::Result<Loaded> {
+    let text = match config {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("config file {}: cannot read it", path.display()))?,
+        ),
+        None => None,
+    };
+    let loaded = Params::load(text.as_deref(), sqlseal_params::process_env);
+    match (loaded, config) {
+        (Ok(loaded), _) => Ok(loaded),
+        (Err(e), Some(path)) => {
+            Err(anyhow::Error::new(e).context(format!("config file {}", path.display())))
+        }
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
+fn init_logging(format: &str) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SQLSEAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        );
+    // A second initialisation (tests in one process) is harmless.
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// `sqlseal config check`: everything `run` checks at start-up, without running.
+pub fn check(config: &Path) -> anyhow::Result<()> {
+    let loaded = load(Some(config))?;
+    let settings = Settings::from_params(&loaded.params)?;
+    for w in &settings.warnings {
+        eprintln!("warning: {w}");
+    }
+    let frequency = match settings.frequency {
+        Some(_) => format!("every {}", loaded.params.backup.frequency),
+        None => "never (Backup.Frequency is 0)".into(),
+    };
+    println!(
+        "ok: {} database(s), backups to {} {frequency}, keeping {}",
+        settings.databases.len(),
+        settings.location.display(),
+        match settings.max_count {
+            0 => "all".to_string(),
+            n => format!("the newest {n}"),
+        }
+    );
+    Ok(())
+}
+
+/// `sqlseal config show`: the effective values and where each came from.
+pub fn show(config: Option<&Path>) -> anyhow::Result<()> {
+    let loaded = load(config)?;
+    let width = loaded
+        .entries()
+        .map(|e| e.param.name().len())
+        .max()
+        .unwrap_or(0);
+    for entry in loaded.entries() {
+        println!(
+            "{:<width$}  {:<8} {}",
+            entry.param.name(),
+            entry.source.to_string(),
+            entry.value
+        );
+    }
+    Ok(())
+}
+
+/// `sqlseal status`: the status file the daemon writes.
+pub fn status(config: &Path, json: bool) -> anyhow::Result<()> {
+    let params = load(Some(config))?.params;
+    let path = if params.status.file.as_os_str().is_empty() {
+        params.backup.location.join("status.json")
+    } else {
+        params.status.file.clone()
+    };
+    if !path.exists() {
+        bail!(
+            "status file {} does not exist yet; it is written after the daemon's first backup attempt",
+            path.display()
+        );
+    }
+    let report = read_status(&path)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("status of {} (updated {})", path.display(), report.updated);
+    for d in &report.databases {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        println!("{} ({})", d.database, d.path.display());
+        println!(
+            "  last success: {}  {}",
+            show(&d.last_success),
+            show(&d.last_backup)
+        );
+        println!("  last error:   {}", show(&d.last_error));
+        println!("  next due:     {}", show(&d.next_due));
+        println!(
+            "  backups:      {}",
+            d.backup_count.map_or_else(|| "-".into(), |n| n.to_string())
+        );
+    }
+    Ok(())
+}
+
+/// `sqlseal run`: auto-restore, then scheduled backups until SIGTERM or SIGINT.
+pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
+    let loaded = load(Some(config))?;
+    let format = log_format.unwrap_or(&loaded.params.log.format).to_owned();
+    init_logging(&format);
+    let settings = Settings::from_params(&loaded.params)?;
+    for w in &settings.warnings {
+        warn!("{w}");
+    }
+    // Before the scheduler starts, so the service never sees an empty
+    // database while a good backup exists.
+    let report = auto_restore_settings(&settings)?;
+    for (path, outcome) in &report.databases {
+        match outcome {
+            RestoreOutcome::Restored { backup, refused } => {
+                info!(database = %path.display(), backup = %backup, refused = refused.len(), "auto-restore installed a backup");
+            }
+            RestoreOutcome::StartedEmpty { refused } => {
+                warn!(database = %path.display(), refused = refused.len(), "auto-restore found no good backup; starting empty");
+            }
+            RestoreOutcome::Present | RestoreOutcome::Disabled | RestoreOutcome::NoBackups => {}
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sqlseal")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let token = CancellationToken::new();
+        let signals = tokio::spawn(stop_on_signal(token.clone()));
+        info!(
+            databases = settings.databases.len(),
+            location = %settings.location.display(),
+            "sqlseal daemon started"
+        );
+        let scheduler = Scheduler::new(settings).spawn(token.clone());
+        tokio::pin!(scheduler);
+        let result = tokio::select! {
+            r = &mut scheduler => r,
+            () = token.cancelled() => match tokio::time::timeout(STOP_GRACE, &mut scheduler).await {
+                Ok(r) => r,
+                Err(_) => {
+                    warn!("backups did not stop within the grace period; exiting");
+                    Ok(Ok(()))
+                }
+            },
+        };
+        signals.abort();
+        result.context("scheduler task")??;
+        info!("sqlseal daemon stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn stop_on_signal(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            warn!("cannot listen for SIGTERM");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => info!("SIGINT: stopping"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    token.cancel();
+}

@@ -1,0 +1,100 @@
+//! sqlseal's daemon as a library: scheduled backups of several databases,
+//! retention of the newest N, auto-restore of missing databases at
+//! start-up, and a status file.
+//!
+//! A service that embeds sqlseal calls [`auto_restore`] before it opens its
+//! database, so it never starts on an empty database while a good backup
+//! exists, then spawns the [`Scheduler`] with its own cancellation token:
+//!
+//! ```no_run
+//! use sqlseal_params::Params;
+//! use sqlseal_schedule::{Scheduler, Settings, auto_restore_settings};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn service() -> Result<(), Box<dyn std::error::Error>> {
+//! let yaml = std::fs::read_to_string("sqlseal.yaml")?;
+//! let params = Params::load(Some(&yaml), sqlseal_params::process_env)?.params;
+//! let settings = Settings::from_params(&params)?;
+//! auto_restore_settings(&settings)?; // before opening the database
+//!
+//! let token = CancellationToken::new();
+//! let backups = Scheduler::new(settings).spawn(token.clone());
+//! // ... run the service; on shutdown:
+//! token.cancel();
+//! backups.await??;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Which item for which job:
+//! - [`Settings::from_params`]: check a configuration and load its keys,
+//!   with errors that name the parameter.
+//! - [`auto_restore`] / [`auto_restore_settings`]: restore missing databases.
+//! - [`Scheduler`]: the periodic backups; [`Clock`] and [`DatabaseJob`] are
+//!   its seams for tests.
+//! - [`read_status`]: what the status file says.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod clock;
+mod config;
+mod restore;
+mod retention;
+mod scheduler;
+mod status;
+
+use std::path::PathBuf;
+
+pub use clock::{Clock, SystemClock};
+pub use config::{ConfigError, DatabaseConfig, OnFailure, Settings};
+pub use restore::{AutoRestoreReport, Refused, RestoreOutcome, auto_restore_settings};
+pub use retention::beyond_max_count;
+pub use scheduler::{BackupDone, DatabaseJob, Scheduler, SqliteJob};
+pub use status::{DatabaseStatus, StatusError, StatusReport, StatusWriter, read_status};
+
+/// Errors of the daemon.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The configuration cannot run.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A backup, verification or restore of one database failed.
+    #[error("database {database}: {source}")]
+    Engine {
+        /// The database's name.
+        database: String,
+        /// The cause.
+        source: sqlseal_engine::EngineError,
+    },
+    /// A database is missing and no backup of it passed verification.
+    #[error("database {} is missing and none of its {} backup(s) can be restored: {}", database.display(), refused.len(), list_refused(refused))]
+    RestoreFailed {
+        /// The missing database.
+        database: PathBuf,
+        /// Every backup tried, newest first, and why it was refused.
+        refused: Vec<Refused>,
+    },
+    /// A background task failed.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+fn list_refused(refused: &[Refused]) -> String {
+    refused
+        .iter()
+        .map(|r| format!("{} ({})", r.backup, r.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Checks `params`, then restores every missing database from its newest
+/// good backup (see [`auto_restore_settings`]).
+pub fn auto_restore(params: &sqlseal_params::Params) -> Result<AutoRestoreReport, ScheduleError> {
+    auto_restore_settings(&Settings::from_params(params)?)
+}
+
+/// A time as the status file writes it (UTC, microseconds).
+pub(crate) fn now_string(t: jiff::Timestamp) -> String {
+    sqlseal_format::CreatedAt::from_timestamp(t).to_string()
+}

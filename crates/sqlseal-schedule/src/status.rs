@@ -1,0 +1,152 @@
+//! The status file: after each attempt, per database, the last success,
+//! the last error, the next due time and the number of backups. Written
+//! atomically (temporary file, then rename), mode 0600.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// The state of one database.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseStatus {
+    /// The database file name (its backup subdirectory).
+    pub database: String,
+    /// The database path.
+    pub path: PathBuf,
+    /// When the last backup attempt started.
+    pub last_attempt: Option<String>,
+    /// When the last successful backup was made.
+    pub last_success: Option<String>,
+    /// The name of the last successful backup.
+    pub last_backup: Option<String>,
+    /// The last attempt's error, if it failed.
+    pub last_error: Option<String>,
+    /// When the next backup is due; none when scheduling is disabled.
+    pub next_due: Option<String>,
+    /// Backups kept for this database.
+    pub backup_count: Option<usize>,
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// When the file was written.
+    pub updated: String,
+    /// One entry per configured database.
+    pub databases: Vec<DatabaseStatus>,
+}
+
+/// Errors reading or writing the status file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// The file could not be read or written.
+    #[error("status file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a status file.
+    #[error("status file {path}: not a sqlseal status file: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: serde_json::Error,
+    },
+}
+
+/// Reads a status file.
+pub fn read_status(path: &Path) -> Result<StatusReport, StatusError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StatusError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| StatusError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Keeps the status in memory and rewrites the file on every change.
+#[derive(Debug)]
+pub struct StatusWriter {
+    path: PathBuf,
+    state: Mutex<StatusReport>,
+}
+
+impl StatusWriter {
+    /// A writer for `path` starting with one empty entry per database.
+    pub fn new(path: PathBuf, databases: impl IntoIterator<Item = (String, PathBuf)>) -> Self {
+        let databases = databases
+            .into_iter()
+            .map(|(database, path)| DatabaseStatus {
+                database,
+                path,
+                ..DatabaseStatus::default()
+            })
+            .collect();
+        StatusWriter {
+            path,
+            state: Mutex::new(StatusReport {
+                updated: String::new(),
+                databases,
+            }),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Changes the entry of `database` and rewrites the file.
+    pub fn update(
+        &self,
+        database: &str,
+        change: impl FnOnce(&mut DatabaseStatus),
+    ) -> Result<(), StatusError> {
+        let snapshot = {
+            let mut state = match self.state.lock() {
+                Ok(s) => s,
+                // A panic elsewhere while holding the lock leaves plain data; keep going.
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if let Some(entry) = state.databases.iter_mut().find(|d| d.database == database) {
+                change(entry);
+            }
+            state.updated = crate::now_string(jiff::Timestamp::now());
+            state.clone()
+        };
+        self.write(&snapshot)
+    }
+
+    fn write(&self, report: &StatusReport) -> Result<(), StatusError> {
+        let io = |source| StatusError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".sqlseal-status-");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o600));
+        }
+        let mut file = builder.tempfile_in(&dir).map_err(io)?;
+        let json = serde_json::to_vec_pretty(report).map_err(|e| io(std::io::Error::other(e)))?;
+        file.write_all(&json).map_err(io)?;
+        file.write_all(b"\n").map_err(io)?;
+        file.as_file().sync_all().map_err(io)?;
+        file.persist(&self.path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,323 @@
+//! Retention, failures and auto-restore against real databases and a real
+//! local store; configuration errors name the parameter.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use sqlseal_crypto::P256Identity;
+use sqlseal_engine::{BackupOptions, CancelFlag, NoProgress, create_backup, list_backups};
+use sqlseal_params::Params;
+use sqlseal_schedule::{
+    DatabaseJob, RestoreOutcome, ScheduleError, Settings, SqliteJob, auto_restore_settings,
+};
+use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
+
+struct Env {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    key: PathBuf,
+    params: Params,
+}
+
+fn write_key(path: &Path) -> P256Identity {
+    let key = P256Identity::generate().expect("key");
+    std::fs::write(path, key.to_pkcs8_pem().expect("pem").as_bytes()).expect("write key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    key
+}
+
+fn rows(db: &Path) -> i64 {
+    Connection::open(db)
+        .expect("open")
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .expect("count")
+}
+
+fn add_rows(db: &Path, n: i64) {
+    let conn = Connection::open(db).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
+    )
+    .expect("schema");
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
+         INSERT INTO t(v) SELECT 'row ' || i FROM c",
+        [n],
+    )
+    .expect("rows");
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("app.db");
+    add_rows(&db, 100);
+    let key = dir.path().join("server.pem");
+    write_key(&key);
+    let mut params = Params::default();
+    params.backup.location = dir.path().join("backups");
+    params.backup.keys = vec![key.clone()];
+    params.backup.max_count = 3;
+    params.database.paths = vec![db.clone()];
+    Env {
+        dir,
+        db,
+        key,
+        params,
+    }
+}
+
+fn job(settings: &Settings) -> SqliteJob {
+    SqliteJob::new(settings.databases[0].clone(), Arc::new(settings.clone()))
+}
+
+fn backup_names(settings: &Settings) -> Vec<String> {
+    let mut names: Vec<String> = list_backups(settings.databases[0].store.as_ref())
+        .expect("list")
+        .into_iter()
+        .map(|b| b.entry.name)
+        .collect();
+    names.sort();
+    names
+}
+
+fn at(i: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(1_790_000_000 + i * 3600).expect("time")
+}
+
+#[test]
+fn retention_keeps_the_newest_max_count() {
+    let e = env();
+    let settings = Settings::from_params(&e.params).expect("settings");
+    let job = job(&settings);
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let done = job.backup(at(i), &CancelFlag::new()).expect("backup");
+        assert!(done.kept <= 3);
+        made.push(done.name);
+    }
+    let mut newest: Vec<String> = made[2..].to_vec();
+    newest.sort();
+    assert_eq!(backup_names(&settings), newest, "the three newest remain");
+    assert_eq!(job.newest_backup().expect("newest"), Some(at(4)));
+    assert!(
+        settings.databases[0]
+            .store
+            .local_path(&made[0])
+            .is_some_and(|p| !p.exists())
+    );
+}
+
+#[test]
+fn max_count_zero_keeps_all() {
+    let mut e = env();
+    e.params.backup.max_count = 0;
+    let settings = Settings::from_params(&e.params).expect("settings");
+    let job = job(&settings);
+    for i in 0..4 {
+        job.backup(at(i), &CancelFlag::new()).expect("backup");
+    }
+    assert_eq!(backup_names(&settings).len(), 4);
+}
+
+#[test]
+fn a_failed_backup_deletes_nothing() {
+    let mut e = env();
+    e.params.backup.max_count = 2;
+    let settings = Settings::from_params(&e.params).expect("settings");
+    let job = job(&settings);
+    for i in 0..2 {
+        job.backup(at(i), &CancelFlag::new()).expect("backup");
+    }
+    let before = backup_names(&settings);
+    std::fs::write(&e.db, "no longer a database ".repeat(200)).expect("break db");
+    let err = job.backup(at(5), &CancelFlag::new()).expect_err("fails");
+    assert!(err.to_string().contains("not an SQLite database"), "{err}");
+    assert_eq!(backup_names(&settings), before, "retention did not run");
+}
+
+/// Makes a backup of `db` signed by `signer` into the store of `settings`, stamped `i`.
+fn backup_signed_by(settings: &Settings, db: &Path, signer: &P256Identity, i: i64) -> String {
+    let source = SqliteSource::new(db, SnapshotOptions::new(Method::DbPage));
+    let mut options = BackupOptions::new(settings.recipients.clone(), signer.clone());
+    options.created_at = Some(sqlseal_format::CreatedAt::from_timestamp(at(i)));
+    create_backup(
+        &source,
+        settings.databases[0].store.as_ref(),
+        &options,
+        &CancelFlag::new(),
+        &NoProgress,
+    )
+    .expect("backup")
+    .name
+}
+
+fn flip_last_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(path, bytes).expect("write");
+}
+
+#[test]
+fn auto_restore_uses_the_newest_good_backup() {
+    let e = env();
+    let settings = Settings::from_params(&e.params).expect("settings");
+    let job = job(&settings);
+    let old = job.backup(at(0), &CancelFlag::new()).expect("backup").name;
+    add_rows(&e.db, 50);
+    let good = job.backup(at(1), &CancelFlag::new()).expect("backup").name;
+    add_rows(&e.db, 50);
+    let corrupt = job.backup(at(2), &CancelFlag::new()).expect("backup").name;
+    let store = settings.databases[0].store.clone();
+    flip_last_byte(&store.local_path(&corrupt).expect("path"));
+    // The newest is signed by a key we do not trust (planted, or another server's).
+    let stranger = P256Identity::generate().expect("key");
+    let planted = backup_signed_by(&settings, &e.db, &stranger, 3);
+
+    // An existing database is never touched.
+    let report = auto_restore_settings(&settings).expect("auto-restore");
+    assert_eq!(report.databases[0].1, RestoreOutcome::Present);
+
+    std::fs::remove_file(&e.db).expect("lose the database");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", e.db.display()));
+    }
+    let report = auto_restore_settings(&settings).expect("auto-restore");
+    match &report.databases[0].1 {
+        RestoreOutcome::Restored { backup, refused } => {
+            assert_eq!(backup, &good);
+            let names: Vec<&str> = refused.iter().map(|r| r.backup.as_str()).collect();
+            assert_eq!(
+                names,
+                vec![planted.as_str(), corrupt.as_str()],
+                "newest first"
+            );
+            assert!(
+                refused[0].reason.contains("not trusted"),
+                "{}",
+                refused[0].reason
+            );
+            assert!(
+                refused[1].reason.contains("failed authentication")
+                    || refused[1].reason.contains("trailer"),
+                "{}",
+                refused[1].reason
+            );
+        }
+        other => panic!("expected a restore, got {other:?}"),
+    }
+    assert_eq!(rows(&e.db), 150, "the state of the good backup");
+    assert!(
+        settings.databases[0]
+            .store
+            .local_path(&old)
+            .is_some_and(|p| p.exists()),
+        "older backups untouched"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&e.db).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn auto_restore_when_every_backup_is_bad() {
+    let mut e = env();
+    let settings = Settings::from_params(&e.params).expect("settings");
+    let job = job(&settings);
+    let a = job.backup(at(0), &CancelFlag::new()).expect("backup").name;
+    let b = job.backup(at(1), &CancelFlag::new()).expect("backup").name;
+    let store = settings.databases[0].store.clone();
+    for name in [&a, &b] {
+        flip_last_byte(&store.local_path(name).expect("path"));
+    }
+    std::fs::remove_file(&e.db).expect("lose the database");
+    let _ = std::fs::remove_file(format!("{}-wal", e.db.display()));
+    let before = std::fs::read_dir(e.dir.path()).expect("dir").count();
+
+    let err = auto_restore_settings(&settings).expect_err("fail is the default");
+    assert!(
+        matches!(err, ScheduleError::RestoreFailed { ref refused, .. } if refused.len() == 2),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&a) && message.contains(&b),
+        "lists every backup: {message}"
+    );
+    assert!(!e.db.exists(), "nothing left behind");
+    let after = std::fs::read_dir(e.dir.path()).expect("dir").count();
+    assert_eq!(before, after, "no temporary files");
+
+    e.params.restore.on_failure = "empty".into();
+    let settings = Settings::from_params(&e.params).expect("settings");
+    let report = auto_restore_settings(&settings).expect("starts empty");
+    assert!(
+        matches!(&report.databases[0].1, RestoreOutcome::StartedEmpty { refused } if refused.len() == 2)
+    );
+    assert!(!e.db.exists());
+
+    e.params.restore.auto = false;
+    let settings = Settings::from_params(&e.params).expect("settings");
+    assert_eq!(
+        auto_restore_settings(&settings)
+            .expect("disabled")
+            .databases[0]
+            .1,
+        RestoreOutcome::Disabled
+    );
+}
+
+#[test]
+fn auto_restore_without_backups_starts_empty() {
+    let e = env();
+    std::fs::remove_file(&e.db).expect("remove");
+    let settings = Settings::from_params(&e.params).expect("settings");
+    let report = auto_restore_settings(&settings).expect("no backups");
+    assert_eq!(report.databases[0].1, RestoreOutcome::NoBackups);
+}
+
+#[test]
+fn configuration_errors_name_the_parameter() {
+    let e = env();
+    let err = |p: &Params| Settings::from_params(p).expect_err("invalid").to_string();
+
+    let mut p = e.params.clone();
+    p.backup.keys = vec![e.dir.path().join("missing.pem")];
+    let m = err(&p);
+    assert!(
+        m.starts_with("Backup.Keys: ") && m.contains("missing.pem"),
+        "{m}"
+    );
+
+    let mut p = e.params.clone();
+    p.backup.keys.clear();
+    assert!(err(&p).starts_with("Backup.Keys: "));
+
+    let mut p = e.params.clone();
+    p.backup.location = e.key.clone(); // a file, not a directory
+    assert!(err(&p).starts_with("Backup.Location: "), "{}", err(&p));
+
+    let mut p = e.params.clone();
+    p.database.paths.clear();
+    assert!(err(&p).starts_with("Database.Paths: "));
+
+    let mut p = e.params.clone();
+    p.database.paths.push(e.dir.path().join("sub/app.db"));
+    assert!(err(&p).contains("same file name"), "{}", err(&p));
+
+    let mut p = e.params.clone();
+    p.backup.recipients = vec![e.dir.path().join("nope.pub")];
+    assert!(err(&p).starts_with("Backup.Recipients: "));
+
+    let mut p = e.params.clone();
+    p.backup.trust = vec![e.db.clone()];
+    assert!(err(&p).starts_with("Backup.Trust: "), "{}", err(&p));
+}
