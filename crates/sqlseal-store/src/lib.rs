@@ -8,6 +8,12 @@
 //! ever replacing an existing backup, and fsyncs the directory. Directories
 //! it creates are 0700 and files 0600.
 //!
+//! With the `s3` feature, `S3Store` keeps backups under a prefix of an
+//! S3-compatible bucket: multipart uploads that appear only when completed,
+//! ranged reads, bounded memory. [`open_store`] picks the store for a
+//! location: an `s3://BUCKET/PREFIX` URL ([`S3Location`], reached with
+//! [`S3Settings`]) or a directory.
+//!
 //! ```
 //! use std::io::Write;
 //! use sqlseal_store::{BackupStore, LocalStore};
@@ -29,6 +35,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+mod open;
+#[cfg(feature = "s3")]
+mod s3;
+
+pub use open::{S3Location, S3Settings, open_store};
+#[cfg(feature = "s3")]
+pub use s3::S3Store;
 
 /// The file name extension of backups.
 pub const EXTENSION: &str = ".sqlseal";
@@ -68,6 +82,50 @@ pub enum StoreError {
     /// The name is not a valid backup file name.
     #[error("invalid backup name `{0}`: expected a plain file name ending in .sqlseal")]
     InvalidName(String),
+    /// A location that is neither a directory path nor a valid `s3://` URL.
+    #[error("invalid backup location `{location}`: {reason}")]
+    InvalidLocation {
+        /// The location as given.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `s3://` location, in a build without the `s3` feature.
+    #[error(
+        "{0}: this build of sqlseal has no S3 support (build sqlseal-store with the `s3` feature)"
+    )]
+    NoS3Support(String),
+    /// The bucket of an `s3://` location does not exist.
+    #[error("bucket {bucket} does not exist ({location}); create it, or check S3.Endpoint")]
+    NoBucket {
+        /// The bucket.
+        bucket: String,
+        /// The store.
+        location: String,
+    },
+    /// The object store refused the credentials.
+    #[error(
+        "{what} {location}: access denied; check S3.AccessKeyId and S3.SecretAccessKey \
+         (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): {source}"
+    )]
+    Denied {
+        /// What the store was doing.
+        what: &'static str,
+        /// The store or object.
+        location: String,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Any other failure of a remote object store (network, server).
+    #[error("{what} {location}: {source}")]
+    Remote {
+        /// What the store was doing.
+        what: &'static str,
+        /// The store or object.
+        location: String,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
