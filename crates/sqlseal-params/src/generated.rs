@@ -30,17 +30,21 @@ pub struct Params {
     /// The Log group: Format.
     #[serde(rename = "Log")]
     pub log: Log,
+    /// The S3 group: Endpoint, Region, AccessKeyId, SecretAccessKey, PathStyle, AllowHttp.
+    #[serde(rename = "S3")]
+    pub s3: S3,
 }
 
 /// The group names, the top-level keys of a config file.
-pub const GROUPS: &[&str] = &["Backup", "Database", "Restore", "Status", "Log"];
+pub const GROUPS: &[&str] = &["Backup", "Database", "Restore", "Status", "Log", "S3"];
 
 /// The `Backup:` group of parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Backup {
-    /// Directory where backups are written. When several databases are configured, each gets its
-    /// own subdirectory.
+    /// Where backups are written: a directory, or an S3-compatible bucket and key prefix as
+    /// s3://BUCKET/PREFIX (see the S3 group). When several databases are configured, each gets its
+    /// own subdirectory (or sub-prefix).
     ///
     /// `Backup.Location`: filename, default `./backups`, environment `SQLSEAL_BACKUP_LOCATION`.
     #[serde(rename = "Location", deserialize_with = "deserialize_param")]
@@ -188,6 +192,66 @@ impl Default for Log {
     }
 }
 
+/// The `S3:` group of parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3 {
+    /// URL of the S3-compatible server, such as http://127.0.0.1:9000 or https://s3.example.net.
+    /// Empty means AWS S3 for S3.Region, or the AWS_ENDPOINT_URL environment variable when it is
+    /// set. Used only when Backup.Location is an s3:// URL.
+    ///
+    /// `S3.Endpoint`: string, default `""`, environment `SQLSEAL_S3_ENDPOINT`.
+    #[serde(rename = "Endpoint", deserialize_with = "deserialize_param")]
+    pub endpoint: String,
+    /// Region of the bucket, such as eu-west-1. Empty means the AWS_REGION or AWS_DEFAULT_REGION
+    /// environment variable, else us-east-1. Most S3-compatible servers accept any region.
+    ///
+    /// `S3.Region`: string, default `""`, environment `SQLSEAL_S3_REGION`.
+    #[serde(rename = "Region", deserialize_with = "deserialize_param")]
+    pub region: String,
+    /// Access key id for S3 requests. Empty means the AWS_ACCESS_KEY_ID environment variable (with
+    /// AWS_SESSION_TOKEN for temporary credentials), else the credentials of the machine's instance
+    /// or container role.
+    ///
+    /// `S3.AccessKeyId`: string, default `""`, environment `SQLSEAL_S3_ACCESSKEYID`.
+    #[serde(rename = "AccessKeyId", deserialize_with = "deserialize_param")]
+    pub access_key_id: String,
+    /// Secret access key for S3 requests. Empty means the AWS_SECRET_ACCESS_KEY environment
+    /// variable. Prefer the environment (or a config file readable only by sqlseal) over command
+    /// lines; sqlseal never logs it.
+    ///
+    /// `S3.SecretAccessKey`: string, default `""`, environment `SQLSEAL_S3_SECRETACCESSKEY`.
+    #[serde(rename = "SecretAccessKey", deserialize_with = "deserialize_param")]
+    pub secret_access_key: String,
+    /// Address buckets path-style (ENDPOINT/BUCKET/KEY) rather than virtual-hosted style
+    /// (BUCKET.ENDPOINT/KEY). Most S3-compatible servers need path style; AWS S3 accepts both.
+    ///
+    /// `S3.PathStyle`: bool, default `true`, environment `SQLSEAL_S3_PATHSTYLE`.
+    #[serde(rename = "PathStyle", deserialize_with = "deserialize_param")]
+    pub path_style: bool,
+    /// Allow a plain http:// S3.Endpoint, for a server on the loopback interface or a trusted
+    /// network. Backups are encrypted and signed either way, and requests are signed without
+    /// sending the secret key, but plain http shows bucket, names and sizes to the network and lets
+    /// signed requests be replayed. AWS_ALLOW_HTTP=true in the environment also allows it.
+    ///
+    /// `S3.AllowHttp`: bool, default `false`, environment `SQLSEAL_S3_ALLOWHTTP`.
+    #[serde(rename = "AllowHttp", deserialize_with = "deserialize_param")]
+    pub allow_http: bool,
+}
+
+impl Default for S3 {
+    fn default() -> Self {
+        S3 {
+            endpoint: String::new(),
+            region: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            path_style: true,
+            allow_http: false,
+        }
+    }
+}
+
 const BACKUP_METHOD_CHOICES: &[&str] = &["dbpage", "backup-api", "vacuum"];
 const RESTORE_ON_FAILURE_CHOICES: &[&str] = &["fail", "empty"];
 const LOG_FORMAT_CHOICES: &[&str] = &["text", "json"];
@@ -211,12 +275,12 @@ fn deserialize_log_format<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Stri
 }
 
 /// Every parameter, in the order of `docs/parameters.yaml`.
-pub static PARAMS: [Param; 14] = [
+pub static PARAMS: [Param; 20] = [
     Param {
         name: "Backup.Location",
         env: "SQLSEAL_BACKUP_LOCATION",
         kind: ParamType::Filename,
-        description: "Directory where backups are written. When several databases are configured, each gets its own subdirectory.",
+        description: "Where backups are written: a directory, or an S3-compatible bucket and key prefix as s3://BUCKET/PREFIX (see the S3 group). When several databases are configured, each gets its own subdirectory (or sub-prefix).",
         choices: &[],
         set: |p, input| set_param(&mut p.backup.location, input, no_check),
         get: |p| to_text(&p.backup.location),
@@ -353,5 +417,59 @@ pub static PARAMS: [Param; 14] = [
             })
         },
         get: |p| to_text(&p.log.format),
+    },
+    Param {
+        name: "S3.Endpoint",
+        env: "SQLSEAL_S3_ENDPOINT",
+        kind: ParamType::String,
+        description: "URL of the S3-compatible server, such as http://127.0.0.1:9000 or https://s3.example.net. Empty means AWS S3 for S3.Region, or the AWS_ENDPOINT_URL environment variable when it is set. Used only when Backup.Location is an s3:// URL.",
+        choices: &[],
+        set: |p, input| set_param(&mut p.s3.endpoint, input, no_check),
+        get: |p| to_text(&p.s3.endpoint),
+    },
+    Param {
+        name: "S3.Region",
+        env: "SQLSEAL_S3_REGION",
+        kind: ParamType::String,
+        description: "Region of the bucket, such as eu-west-1. Empty means the AWS_REGION or AWS_DEFAULT_REGION environment variable, else us-east-1. Most S3-compatible servers accept any region.",
+        choices: &[],
+        set: |p, input| set_param(&mut p.s3.region, input, no_check),
+        get: |p| to_text(&p.s3.region),
+    },
+    Param {
+        name: "S3.AccessKeyId",
+        env: "SQLSEAL_S3_ACCESSKEYID",
+        kind: ParamType::String,
+        description: "Access key id for S3 requests. Empty means the AWS_ACCESS_KEY_ID environment variable (with AWS_SESSION_TOKEN for temporary credentials), else the credentials of the machine's instance or container role.",
+        choices: &[],
+        set: |p, input| set_param(&mut p.s3.access_key_id, input, no_check),
+        get: |p| to_text(&p.s3.access_key_id),
+    },
+    Param {
+        name: "S3.SecretAccessKey",
+        env: "SQLSEAL_S3_SECRETACCESSKEY",
+        kind: ParamType::String,
+        description: "Secret access key for S3 requests. Empty means the AWS_SECRET_ACCESS_KEY environment variable. Prefer the environment (or a config file readable only by sqlseal) over command lines; sqlseal never logs it.",
+        choices: &[],
+        set: |p, input| set_param(&mut p.s3.secret_access_key, input, no_check),
+        get: |p| to_text(&p.s3.secret_access_key),
+    },
+    Param {
+        name: "S3.PathStyle",
+        env: "SQLSEAL_S3_PATHSTYLE",
+        kind: ParamType::Bool,
+        description: "Address buckets path-style (ENDPOINT/BUCKET/KEY) rather than virtual-hosted style (BUCKET.ENDPOINT/KEY). Most S3-compatible servers need path style; AWS S3 accepts both.",
+        choices: &[],
+        set: |p, input| set_param(&mut p.s3.path_style, input, no_check),
+        get: |p| to_text(&p.s3.path_style),
+    },
+    Param {
+        name: "S3.AllowHttp",
+        env: "SQLSEAL_S3_ALLOWHTTP",
+        kind: ParamType::Bool,
+        description: "Allow a plain http:// S3.Endpoint, for a server on the loopback interface or a trusted network. Backups are encrypted and signed either way, and requests are signed without sending the secret key, but plain http shows bucket, names and sizes to the network and lets signed requests be replayed. AWS_ALLOW_HTTP=true in the environment also allows it.",
+        choices: &[],
+        set: |p, input| set_param(&mut p.s3.allow_http, input, no_check),
+        get: |p| to_text(&p.s3.allow_http),
     },
 ];

@@ -3,7 +3,7 @@
 //! `docs/parameters.yaml` is the single list of parameters; `cargo xtask
 //! codegen` turns it into the structs of this crate ([`Params`] with one
 //! struct per group: [`Backup`], [`Database`], [`Restore`], [`Status`],
-//! [`Log`]), their defaults, and a table of metadata ([`PARAMS`], one
+//! [`Log`], [`S3`]), their defaults, and a table of metadata ([`PARAMS`], one
 //! [`Param`] per parameter) with the environment variable, a setter from text
 //! and a getter to text. The loader here is the hand-written part.
 //!
@@ -607,7 +607,7 @@ mod tests {
         assert_eq!(load_err("Backup:\n  1: x\n"), "unknown field 1 in Backup");
         assert_eq!(
             load_err("Colour:\n  Hue: red\n"),
-            "unknown group Colour in config file; groups are Backup, Database, Restore, Status, Log"
+            "unknown group Colour in config file; groups are Backup, Database, Restore, Status, Log, S3"
         );
     }
 
