@@ -1,0 +1,454 @@
+//! The real `sqlseal run` process: scheduled backups under a writer,
+//! SIGTERM in the middle of a backup, retention, auto-restore at start-up,
+//! and configuration errors.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("sqlseal")
+}
+
+fn sqlseal(args: &[&str], dir: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs")
+}
+
+fn make_db(path: &Path, rows: i64) {
+    let conn = Connection::open(path).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);",
+    )
+    .expect("schema");
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
+         INSERT INTO t(v, b) SELECT 'row ' || i, randomblob(200) FROM c",
+        [rows],
+    )
+    .expect("rows");
+}
+
+fn rows(db: &Path) -> i64 {
+    Connection::open(db)
+        .expect("open")
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .expect("count")
+}
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    config: PathBuf,
+}
+
+impl Daemon {
+    fn new(frequency: &str, max_count: u32, extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("app.db");
+        make_db(&db, 1000);
+        let keygen = sqlseal(&["keygen", "-o", "server.pem"], dir.path());
+        assert!(keygen.status.success());
+        let config = dir.path().join("sqlseal.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "Backup:\n  Location: backups\n  Frequency: {frequency}\n  MaxCount: {max_count}\n  Keys: [server.pem]\n  ChunkSize: 65536\nDatabase:\n  Paths: [app.db]\n{extra}"
+            ),
+        )
+        .expect("config");
+        Daemon { dir, db, config }
+    }
+
+    fn backups_dir(&self) -> PathBuf {
+        self.dir.path().join("backups").join("app.db")
+    }
+
+    fn backups(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.backups_dir())
+            .map(|d| {
+                d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".sqlseal") && !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    fn temp_files(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for dir in [
+            self.dir.path().to_path_buf(),
+            self.dir.path().join("backups"),
+            self.backups_dir(),
+        ] {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for e in entries {
+                    let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+                    if name.contains(".tmp-") || name.starts_with(".sqlseal-") {
+                        found.push(name);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn start(&self, extra_args: &[&str]) -> Running {
+        let mut args = vec!["run", "--config", "sqlseal.yaml"];
+        args.extend_from_slice(extra_args);
+        let mut child = Command::new(bin())
+            .args(&args)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start daemon");
+        // Drain the log as it comes, so a full pipe never blocks the daemon.
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Running { child, log, reader }
+    }
+}
+
+struct Running {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    fn log(&self) -> String {
+        self.log.lock().expect("lock").clone()
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`; returns its status and log.
+    fn wait_exit(mut self, limit: Duration) -> (std::process::ExitStatus, String) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                self.reader.join().expect("log reader");
+                let log = self.log.lock().expect("lock").clone();
+                return (status, log);
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("daemon did not exit within {limit:?}; log: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn scheduled_backups_retention_and_sigterm_mid_backup() {
+    let d = Daemon::new("1s", 3, "");
+    // A bigger database so that a backup takes long enough to be interrupted.
+    make_db(&d.db, 50_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (d.db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let conn = Connection::open(&db).expect("writer");
+            conn.busy_timeout(Duration::from_secs(10)).expect("busy");
+            let mut commits = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                conn.execute("INSERT INTO t(v) VALUES ('live')", [])
+                    .expect("commit");
+                commits += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            commits
+        })
+    };
+    let daemon = d.start(&[]);
+    // Several scheduled backups, with retention keeping 3.
+    let retained = wait_until(Duration::from_secs(90), || {
+        daemon.log().contains("deleted by retention")
+    });
+    assert!(
+        retained,
+        "made more than MaxCount backups: {}",
+        daemon.log()
+    );
+    // Catch a backup in flight: its temporary file exists.
+    let in_flight = wait_until(Duration::from_secs(30), || {
+        std::fs::read_dir(d.backups_dir())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            })
+            .unwrap_or(false)
+    });
+    assert!(in_flight, "saw a backup in flight");
+    let signalled = Instant::now();
+    daemon.sigterm();
+    let (status, log) = daemon.wait_exit(Duration::from_secs(5));
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        writer.join().expect("writer") > 100,
+        "the writer kept committing"
+    );
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert!(log.contains("deleted by retention"), "retention ran: {log}");
+    assert!(
+        d.temp_files().is_empty(),
+        "no temporary file left: {:?}",
+        d.temp_files()
+    );
+    let backups = d.backups();
+    assert!(
+        !backups.is_empty() && backups.len() <= 3,
+        "MaxCount held: {backups:?}"
+    );
+    for name in &backups {
+        let path = d.backups_dir().join(name);
+        let o = sqlseal(
+            &[
+                "backup",
+                "verify",
+                path.to_str().expect("utf-8"),
+                "--key",
+                "server.pem",
+            ],
+            d.dir.path(),
+        );
+        assert!(
+            o.status.success(),
+            "{name} verifies: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let status = sqlseal(
+        &["status", "--config", "sqlseal.yaml", "--json"],
+        d.dir.path(),
+    );
+    assert!(status.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(report["databases"][0]["database"], "app.db");
+    assert!(report["databases"][0]["last_success"].is_string());
+}
+
+#[test]
+fn auto_restore_at_start_up() {
+    let d = Daemon::new("0", 10, "");
+    let create = |d: &Daemon| {
+        let o = sqlseal(
+            &[
+                "backup",
+                "create",
+                "--db",
+                "app.db",
+                "--dir",
+                "backups/app.db",
+                "--key",
+                "server.pem",
+            ],
+            d.dir.path(),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+    };
+    let good = create(&d);
+    make_db(&d.db, 500);
+    let newest = d.dir.path().join(create(&d));
+    // The newest is corrupted: the older one must be used, and the reason logged.
+    let mut bytes = std::fs::read(&newest).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&newest, bytes).expect("write");
+    for f in ["app.db", "app.db-wal", "app.db-shm"] {
+        let _ = std::fs::remove_file(d.dir.path().join(f));
+    }
+    let daemon = d.start(&["--log-format", "json"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || daemon
+            .log()
+            .contains("sqlseal daemon started")),
+        "started: {}",
+        daemon.log()
+    );
+    assert!(d.db.exists(), "restored before the scheduler started");
+    daemon.sigterm();
+    let (status, log) = daemon.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert_eq!(rows(&d.db), 1000, "the older, good backup");
+    for line in log.lines() {
+        let _: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("JSON log line {line}: {e}"));
+    }
+    assert!(
+        log.contains("backup refused for auto-restore") && log.contains("failed authentication"),
+        "{log}"
+    );
+    assert!(
+        log.contains(good.file_name().expect("name").to_str().expect("utf-8")),
+        "{log}"
+    );
+}
+
+#[test]
+fn auto_restore_failure_stops_start_up() {
+    let d = Daemon::new("0", 10, "");
+    let o = sqlseal(
+        &[
+            "backup",
+            "create",
+            "--db",
+            "app.db",
+            "--dir",
+            "backups/app.db",
+            "--key",
+            "server.pem",
+        ],
+        d.dir.path(),
+    );
+    assert!(o.status.success());
+    let only = d.dir.path().join(String::from_utf8_lossy(&o.stdout).trim());
+    let len = std::fs::metadata(&only).expect("meta").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&only)
+        .expect("open")
+        .set_len(len - 10)
+        .expect("truncate");
+    for f in ["app.db", "app.db-wal", "app.db-shm"] {
+        let _ = std::fs::remove_file(d.dir.path().join(f));
+    }
+    let o = sqlseal(&["run", "--config", "sqlseal.yaml"], d.dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().expect("error line");
+    assert!(
+        last.starts_with("error: database ") && last.contains("truncated"),
+        "{err}"
+    );
+    assert!(!d.db.exists(), "no empty database created");
+    assert!(d.temp_files().is_empty(), "{:?}", d.temp_files());
+
+    // With OnFailure: empty the daemon starts anyway.
+    std::fs::write(
+        &d.config,
+        std::fs::read_to_string(&d.config).expect("read") + "Restore:\n  OnFailure: empty\n",
+    )
+    .expect("config");
+    let daemon = d.start(&[]);
+    assert!(wait_until(Duration::from_secs(30), || daemon
+        .log()
+        .contains("sqlseal daemon started")));
+    daemon.sigterm();
+    let (status, log) = daemon.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("starting empty"), "{log}");
+}
+
+#[test]
+fn configuration_errors_are_one_line_and_name_the_parameter() {
+    let d = Daemon::new("1h", 3, "");
+    let check = |yaml: &str, env: &[(&str, &str)]| {
+        std::fs::write(&d.config, yaml).expect("config");
+        let o = Command::new(bin())
+            .args(["config", "check", "--config", "sqlseal.yaml"])
+            .envs(env.iter().copied())
+            .current_dir(d.dir.path())
+            .output()
+            .expect("runs");
+        assert_eq!(o.status.code(), Some(1), "{yaml}");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        err
+    };
+    let base = "Backup:\n  Keys: [server.pem]\nDatabase:\n  Paths: [app.db]\n";
+    assert!(check("Backup:\n  Colour: red\n", &[]).contains("unknown field Colour in Backup"));
+    assert!(check("Backup:\n  Frequency: soon\n", &[]).contains("Backup.Frequency"));
+    assert!(
+        check(base, &[("SQLSEAL_BACKUP_FREQUENCY", "often")]).contains("SQLSEAL_BACKUP_FREQUENCY")
+    );
+    assert!(
+        check(
+            "Backup:\n  Keys: [missing.pem]\nDatabase:\n  Paths: [app.db]\n",
+            &[]
+        )
+        .contains("Backup.Keys: key file missing.pem")
+    );
+    std::fs::write(d.dir.path().join("blocker"), "a file").expect("file");
+    assert!(
+        check("Backup:\n  Location: blocker/sub\n  Keys: [server.pem]\nDatabase:\n  Paths: [app.db]\n", &[])
+            .contains("Backup.Location: ")
+    );
+    assert!(check("Backup:\n  Keys: [server.pem]\n", &[]).contains("Database.Paths: "));
+
+    std::fs::write(&d.config, base).expect("config");
+    let o = sqlseal(
+        &["config", "check", "--config", "sqlseal.yaml"],
+        d.dir.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(bin())
+        .args(["config", "show", "--config", "sqlseal.yaml"])
+        .env("SQLSEAL_BACKUP_MAXCOUNT", "7")
+        .current_dir(d.dir.path())
+        .output()
+        .expect("runs");
+    let shown = String::from_utf8_lossy(&o.stdout);
+    let line = |name: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line("Backup.MaxCount").contains("env") && line("Backup.MaxCount").ends_with('7'),
+        "{shown}"
+    );
+    assert!(line("Backup.Keys").contains("file"), "{shown}");
+    assert!(
+        line("Backup.Frequency").contains("default") && line("Backup.Frequency").ends_with("24h"),
+        "{shown}"
+    );
+}
