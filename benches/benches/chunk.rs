@@ -6,10 +6,20 @@
 //! of typical rows, incompressible random bytes, and all-zero pages.
 //! Run with `cargo bench -p sqlseal-benches`; `docs/benchmarks.md` has the
 //! figures and how they were taken.
+//!
+//! The times are the CPU time of the benchmarking thread where Linux
+//! reports it (see [`Clock`]), so that other work sharing the machine does
+//! not count as ours; set `SQLSEAL_BENCH_CLOCK=wall` for wall-clock time.
 
+use std::fs::File;
 use std::hint::black_box;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::inout::InOutBuf;
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, params};
 use sqlseal_format::payload::FRAME_HEADER_LEN;
 use sqlseal_format::{ChunkCipher, DataKey, FrameHeader, ImageDigest, SALT_LEN};
@@ -20,6 +30,83 @@ const CHUNK: usize = sqlseal_format::DEFAULT_CHUNK_SIZE as usize;
 const CHUNKS: usize = 8;
 /// Bytes in each input.
 const INPUT_LEN: usize = CHUNK * CHUNKS;
+
+/// What the benches time.
+///
+/// Wall-clock time also counts the moments the scheduler runs another
+/// process on our core, which on a small machine shared with builds is
+/// most of the noise. Linux keeps the CPU time each thread has run in
+/// `/proc/thread-self/schedstat` (first field, nanoseconds, current to the
+/// moment of the read), so that is the default where it can be read.
+enum Clock {
+    Wall,
+    /// An open `schedstat` of the benchmarking thread; reads are `pread`s.
+    ThreadCpu(File),
+}
+
+impl Clock {
+    fn from_env() -> Clock {
+        if std::env::var("SQLSEAL_BENCH_CLOCK").is_ok_and(|v| v == "wall") {
+            return Clock::Wall;
+        }
+        match File::open("/proc/thread-self/schedstat") {
+            Ok(file) => {
+                let clock = Clock::ThreadCpu(file);
+                if clock.thread_cpu_now().is_some() {
+                    return clock;
+                }
+                eprintln!("thread CPU time unreadable; timing wall-clock");
+                Clock::Wall
+            }
+            Err(e) => {
+                eprintln!("thread CPU time unavailable ({e}); timing wall-clock");
+                Clock::Wall
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Clock::Wall => "wall-clock time",
+            Clock::ThreadCpu(_) => "CPU time of the benchmarking thread",
+        }
+    }
+
+    /// The thread's CPU time so far; `None` for the wall clock or if the
+    /// read fails.
+    fn thread_cpu_now(&self) -> Option<Duration> {
+        let Clock::ThreadCpu(file) = self else {
+            return None;
+        };
+        let mut buf = [0u8; 96];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let nanos = text.split_ascii_whitespace().next()?.parse().ok()?;
+        Some(Duration::from_nanos(nanos))
+    }
+
+    /// Runs `work` and returns how long it took on this clock.
+    fn time(&self, work: impl FnOnce()) -> Duration {
+        match self {
+            Clock::Wall => {
+                let start = Instant::now();
+                work();
+                start.elapsed()
+            }
+            Clock::ThreadCpu(_) => {
+                let start = self.thread_cpu_now();
+                work();
+                let end = self.thread_cpu_now();
+                // Checked to be readable in `from_env`; if a read fails
+                // later the bench cannot report an honest figure.
+                match (start, end) {
+                    (Some(start), Some(end)) => end.saturating_sub(start),
+                    _ => panic!("reading the thread CPU time failed during the bench"),
+                }
+            }
+        }
+    }
+}
 
 /// A small deterministic generator (SplitMix64), so every run benches the
 /// same bytes.
@@ -161,6 +248,9 @@ fn typical_database_image(min_len: usize) -> Vec<u8> {
         }
     }
     tx.commit().expect("commit");
+    let page_size: u32 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .expect("read the page size");
     conn.close()
         .map_err(|(_, e)| e)
         .expect("close the database");
@@ -169,6 +259,11 @@ fn typical_database_image(min_len: usize) -> Vec<u8> {
         image.len() >= min_len,
         "the typical database is {} bytes, fewer than the {min_len} to bench on",
         image.len()
+    );
+    eprintln!(
+        "typical database: {} bytes in {} pages of {page_size}; benching its first {min_len}",
+        image.len(),
+        image.len() / page_size as usize
     );
     image
 }
@@ -236,7 +331,27 @@ fn check_round_trip(name: &str, cipher: &ChunkCipher, input: &[u8]) {
     );
 }
 
+/// Benches `work` as one iteration over `INPUT_LEN` bytes.
+fn bench_input(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    clock: &Clock,
+    name: &str,
+    mut work: impl FnMut(),
+) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            clock.time(|| {
+                for _ in 0..iters {
+                    work();
+                }
+            })
+        });
+    });
+}
+
 fn chunk_benches(c: &mut Criterion) {
+    let clock = Clock::from_env();
+    eprintln!("timing: {}", clock.name());
     let typical = typical_database_image(INPUT_LEN);
     let inputs: [(&str, Vec<u8>); 3] = [
         ("typical", typical[..INPUT_LEN].to_vec()),
@@ -253,16 +368,14 @@ fn chunk_benches(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(INPUT_LEN as u64));
     for (name, input) in &inputs {
         let mut frame = Vec::with_capacity(sqlseal_format::payload::max_sealed_len(CHUNK as u32));
-        group.bench_function(*name, |b| {
-            b.iter(|| {
-                for (index, chunk) in input.chunks(CHUNK).enumerate() {
-                    frame.clear();
-                    cipher
-                        .seal(index as u64, black_box(chunk), None, &mut frame)
-                        .expect("seal a full chunk");
-                    black_box(&frame);
-                }
-            });
+        bench_input(&mut group, &clock, name, || {
+            for (index, chunk) in input.chunks(CHUNK).enumerate() {
+                frame.clear();
+                cipher
+                    .seal(index as u64, black_box(chunk), None, &mut frame)
+                    .expect("seal a full chunk");
+                black_box(&frame);
+            }
         });
     }
     group.finish();
@@ -276,18 +389,21 @@ fn chunk_benches(c: &mut Criterion) {
         // `open` decrypts in place, so every iteration gets fresh copies of
         // the sealed frames; the copying is not timed.
         group.bench_function(*name, |b| {
-            b.iter_batched_ref(
-                || frames.clone(),
-                |frames| {
-                    for (header, body) in frames.iter_mut() {
-                        cipher
-                            .open(header, black_box(body), &mut out)
-                            .expect("open a chunk");
-                        black_box(&out);
-                    }
-                },
-                BatchSize::PerIteration,
-            );
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut fresh = frames.clone();
+                    total += clock.time(|| {
+                        for (header, body) in &mut fresh {
+                            cipher
+                                .open(header, black_box(body), &mut out)
+                                .expect("open a chunk");
+                            black_box(&out);
+                        }
+                    });
+                }
+                total
+            });
         });
     }
     group.finish();
@@ -295,45 +411,55 @@ fn chunk_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("image_sha256");
     group.sample_size(20);
     group.throughput(Throughput::Bytes(INPUT_LEN as u64));
-    group.bench_function("typical", |b| {
-        b.iter(|| {
-            let mut digest = ImageDigest::new();
-            for chunk in inputs[0].1.chunks(CHUNK) {
-                digest.update(black_box(chunk));
-            }
-            black_box(digest.trailer(0))
-        });
+    bench_input(&mut group, &clock, "typical", || {
+        let mut digest = ImageDigest::new();
+        for chunk in inputs[0].1.chunks(CHUNK) {
+            digest.update(black_box(chunk));
+        }
+        black_box(digest.trailer(0));
     });
     group.finish();
 
-    // lz4 alone on the typical pages, to tell its share of seal and open.
-    let mut group = c.benchmark_group("lz4_block");
+    // The two stages alone, to tell their shares of seal and open: lz4 on
+    // the typical pages, AES-256-GCM (whose cost does not depend on the
+    // bytes) on 1 MiB buffers.
+    let mut group = c.benchmark_group("parts");
     group.sample_size(20);
     group.throughput(Throughput::Bytes(INPUT_LEN as u64));
     let typical = &inputs[0].1;
     let mut compressed = vec![0u8; lz4_flex::block::get_maximum_output_size(CHUNK)];
-    group.bench_function("compress/typical", |b| {
-        b.iter(|| {
-            for chunk in typical.chunks(CHUNK) {
-                let n = lz4_flex::block::compress_into(black_box(chunk), &mut compressed)
-                    .expect("the buffer holds the worst case");
-                black_box(&compressed[..n]);
-            }
-        });
+    bench_input(&mut group, &clock, "lz4_compress/typical", || {
+        for chunk in typical.chunks(CHUNK) {
+            let n = lz4_flex::block::compress_into(black_box(chunk), &mut compressed)
+                .expect("the buffer holds the worst case");
+            black_box(&compressed[..n]);
+        }
     });
     let blocks: Vec<Vec<u8>> = typical
         .chunks(CHUNK)
         .map(lz4_flex::block::compress)
         .collect();
     let mut raw = vec![0u8; CHUNK];
-    group.bench_function("decompress/typical", |b| {
-        b.iter(|| {
-            for block in &blocks {
-                let n = lz4_flex::block::decompress_into(black_box(block), &mut raw)
-                    .expect("decompress a block this bench compressed");
-                black_box(&raw[..n]);
-            }
-        });
+    bench_input(&mut group, &clock, "lz4_decompress/typical", || {
+        for block in &blocks {
+            let n = lz4_flex::block::decompress_into(black_box(block), &mut raw)
+                .expect("decompress a block this bench compressed");
+            black_box(&raw[..n]);
+        }
+    });
+    let aead = Aes256Gcm::new_from_slice(&[0x42; 32]).expect("a 32-byte key");
+    let mut buf = inputs[1].1[..CHUNK].to_vec();
+    bench_input(&mut group, &clock, "aes256gcm_encrypt", || {
+        for index in 0..CHUNKS as u8 {
+            let tag = aead
+                .encrypt_inout_detached(
+                    &[index; 12].into(),
+                    b"frame header",
+                    InOutBuf::from(black_box(&mut buf[..])),
+                )
+                .expect("1 MiB is within the AES-GCM limit");
+            black_box(tag);
+        }
     });
     group.finish();
 }
