@@ -1,4 +1,9 @@
 //! `sqlseal backup create|list|info|verify|restore`.
+//!
+//! Every `--dir` may also be an `s3://BUCKET/PREFIX` location, and every
+//! BACKUP an `s3://BUCKET/PREFIX/NAME.sqlseal` object URL; the S3 settings
+//! come from the `SQLSEAL_S3_*` variables (the S3 parameters) and then the
+//! usual `AWS_*` ones.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +15,7 @@ use sqlseal_engine::{
 };
 use sqlseal_format::{Header, Trailer};
 use sqlseal_source::{SnapshotOptions, SqliteSource};
-use sqlseal_store::LocalStore;
+use sqlseal_store::{BackupStore, LocalStore, S3Settings, is_url, open_store};
 
 use crate::progress::Bar;
 use crate::{BackupCommand, BackupSelector, keys};
@@ -32,11 +37,13 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             let Some(signer) = identities.into_iter().next() else {
                 bail!("no --key given; pass at least one private key file");
             };
-            let store = LocalStore::new(&dir);
+            let store = open_location(&dir)?;
             let mut snapshot = SnapshotOptions::new(method);
-            // Temporary snapshot files live beside the backups unless told otherwise.
+            // Temporary snapshot files live beside the backups unless told
+            // otherwise (or the backups are remote).
             snapshot.temp_dir = Some(match temp_dir {
                 Some(t) => t,
+                None if is_url(&dir) => std::env::temp_dir(),
                 None => {
                     create_private_dir(&dir)?;
                     dir.clone()
@@ -45,11 +52,17 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             let source = SqliteSource::new(&db, snapshot);
             let mut options = BackupOptions::new(recipients, signer);
             options.chunk_size = chunk_size;
-            let report = create_backup(&source, &store, &options, cancel, &Bar::new("backup"))?;
+            let report = create_backup(
+                &source,
+                store.as_ref(),
+                &options,
+                cancel,
+                &Bar::new("backup"),
+            )?;
             let path = report
                 .path
                 .clone()
-                .unwrap_or_else(|| dir.join(&report.name));
+                .unwrap_or_else(|| backup_path(store.as_ref(), &report.name));
             if json {
                 #[derive(Serialize)]
                 struct Created<'a> {
@@ -92,14 +105,14 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             let (store, name) = select(&which)?;
             let options = VerifyOptions::default();
             let result = verify_backup(
-                &store,
+                store.as_ref(),
                 &name,
                 &keyring,
                 &options,
                 cancel,
                 &Bar::new("verify"),
             );
-            let path = store.dir().join(&name);
+            let path = backup_path(store.as_ref(), &name);
             match result {
                 Ok(report) => {
                     if json {
@@ -145,7 +158,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 verify: VerifyOptions::default(),
             };
             let report = restore_backup(
-                &store,
+                store.as_ref(),
                 &name,
                 &keyring,
                 &db,
@@ -153,7 +166,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 cancel,
                 &Bar::new("restore"),
             )?;
-            let path = store.dir().join(&name);
+            let path = backup_path(store.as_ref(), &name);
             if json {
                 #[derive(Serialize)]
                 struct Restored<'a> {
@@ -198,20 +211,73 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating backup directory {}", dir.display()))
 }
 
+/// The S3 parameters from the environment (`SQLSEAL_S3_*`), as the
+/// daemon reads them; `AWS_*` variables fill in what they leave empty.
+fn s3_settings_from_env() -> anyhow::Result<S3Settings> {
+    let mut params = sqlseal_params::Params::default();
+    for param in sqlseal_params::PARAMS.iter().filter(|p| p.group() == "S3") {
+        if let Some(text) = sqlseal_params::process_env(param.env()) {
+            param
+                .set(&mut params, &text)
+                .with_context(|| format!("{} ({})", param.env(), param.name()))?;
+        }
+    }
+    Ok(s3_settings(&params.s3))
+}
+
+/// The store settings for the `S3` parameter group.
+pub fn s3_settings(s3: &sqlseal_params::S3) -> S3Settings {
+    S3Settings {
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone(),
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key: s3.secret_access_key.clone(),
+        path_style: s3.path_style,
+        allow_http: s3.allow_http,
+        ..S3Settings::default()
+    }
+}
+
+/// The store for `--dir`: a directory, or a URL such as `s3://BUCKET/PREFIX`.
+fn open_location(dir: &Path) -> anyhow::Result<Box<dyn BackupStore>> {
+    if !is_url(dir) {
+        return Ok(Box::new(LocalStore::new(dir)));
+    }
+    Ok(open_store(dir, &s3_settings_from_env()?)?)
+}
+
+/// How to show a backup: its path, or its URL for a remote store.
+fn backup_path(store: &dyn BackupStore, name: &str) -> PathBuf {
+    store
+        .local_path(name)
+        .unwrap_or_else(|| PathBuf::from(format!("{}/{name}", store.location())))
+}
+
 /// The store and backup name a selector names.
-fn select(which: &BackupSelector) -> anyhow::Result<(LocalStore, String)> {
+fn select(which: &BackupSelector) -> anyhow::Result<(Box<dyn BackupStore>, String)> {
     if let Some(path) = &which.backup {
         return split_backup_path(path);
     }
     let Some(dir) = &which.dir else {
         bail!("name a BACKUP file, or --dir DIR --latest");
     };
-    let store = LocalStore::new(dir);
-    let name = latest_backup(&store)?;
+    let store = open_location(dir)?;
+    let name = latest_backup(store.as_ref())?;
     Ok((store, name))
 }
 
-fn split_backup_path(path: &Path) -> anyhow::Result<(LocalStore, String)> {
+fn split_backup_path(path: &Path) -> anyhow::Result<(Box<dyn BackupStore>, String)> {
+    if is_url(path) {
+        let url = path.to_string_lossy();
+        let Some((location, name)) = url.rsplit_once('/').filter(|(l, n)| {
+            !n.is_empty()
+                && l.split_once("://")
+                    .is_some_and(|(_, rest)| !rest.is_empty())
+        }) else {
+            bail!("{url} names no backup; expected s3://BUCKET/PREFIX/NAME.sqlseal");
+        };
+        return Ok((open_location(Path::new(location))?, name.to_owned()));
+    }
     if !path.is_file() {
         if path.exists() {
             bail!("{} is not a file; name a backup file", path.display());
@@ -226,12 +292,12 @@ fn split_backup_path(path: &Path) -> anyhow::Result<(LocalStore, String)> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    Ok((LocalStore::new(dir), name))
+    Ok((Box::new(LocalStore::new(dir)), name))
 }
 
 fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
-    let store = LocalStore::new(dir);
-    let listed = list_backups(&store)?;
+    let store = open_location(dir)?;
+    let listed = list_backups(store.as_ref())?;
     if json {
         #[derive(Serialize)]
         struct Listed {
@@ -248,7 +314,7 @@ fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
             .map(|b| {
                 let h = b.header.as_ref().ok();
                 Listed {
-                    path: store.dir().join(&b.entry.name),
+                    path: backup_path(store.as_ref(), &b.entry.name),
                     created: h.map(|h| h.metadata.created.to_string()),
                     size: b.entry.size,
                     database: h.map(|h| h.metadata.database.clone()),
@@ -266,7 +332,7 @@ fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
             .map_or_else(|| "(unreadable header)".to_string(), |c| c.to_string());
         println!(
             "{}  {}  {}",
-            store.dir().join(&b.entry.name).display(),
+            backup_path(store.as_ref(), &b.entry.name).display(),
             created,
             b.entry.size
         );
@@ -276,8 +342,16 @@ fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
 
 fn info(backup: &Path, json: bool) -> anyhow::Result<()> {
     let (store, name) = split_backup_path(backup)?;
-    let header = inspect_backup(&store, &name)?;
-    let size = std::fs::metadata(backup).map(|m| m.len()).unwrap_or(0);
+    let header = inspect_backup(store.as_ref(), &name)?;
+    let size = if is_url(backup) {
+        store
+            .list()?
+            .into_iter()
+            .find(|e| e.name == name)
+            .map_or(0, |e| e.size)
+    } else {
+        std::fs::metadata(backup).map(|m| m.len()).unwrap_or(0)
+    };
     let m = &header.metadata;
     let recipients: Vec<String> = header
         .stanzas

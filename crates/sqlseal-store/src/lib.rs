@@ -40,7 +40,7 @@ mod open;
 #[cfg(feature = "s3")]
 mod s3;
 
-pub use open::{S3Location, S3Settings, open_store};
+pub use open::{S3Location, S3Settings, is_url, open_store};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
 

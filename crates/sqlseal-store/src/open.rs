@@ -201,6 +201,12 @@ fn url_scheme(location: &str) -> Option<&str> {
     ok.then_some(scheme)
 }
 
+/// Whether `location` is a URL (`scheme://...`), which [`open_store`]
+/// treats as a remote store, rather than a directory path.
+pub fn is_url(location: impl AsRef<Path>) -> bool {
+    location.as_ref().to_str().and_then(url_scheme).is_some()
+}
+
 /// The store at `location`: an `s3://BUCKET/PREFIX` URL gives an S3 store
 /// (with the `s3` feature; without it, [`StoreError::NoS3Support`]); any
 /// other scheme is an error; anything else is a [`LocalStore`] directory.
@@ -288,6 +294,8 @@ mod tests {
         assert_eq!(local.location(), "some/dir");
         let local = open_store("dir:with://no-scheme", &settings).expect("not a scheme");
         assert_eq!(local.location(), "dir:with://no-scheme");
+        assert!(!is_url("dir:with://no-scheme") && !is_url("./s3://x") && !is_url("backups"));
+        assert!(is_url("s3://bucket") && is_url("gs://bucket/x"));
         let err = open_store("gs://bucket/x", &settings).expect_err("other schemes");
         assert!(
             err.to_string().contains("unsupported scheme gs://"),

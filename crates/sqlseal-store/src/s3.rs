@@ -259,6 +259,14 @@ impl S3Store {
                 settings.part_size
             )));
         }
+        let env_allows_http = settings.use_env
+            && std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+        if settings.endpoint.starts_with("http://") && !settings.allow_http && !env_allows_http {
+            return Err(invalid(format!(
+                "S3.Endpoint {} is plain http; set S3.AllowHttp to true to allow it",
+                settings.endpoint
+            )));
+        }
         let mut builder = if settings.use_env {
             AmazonS3Builder::from_env()
         } else {

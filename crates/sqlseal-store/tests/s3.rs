@@ -211,6 +211,27 @@ fn never_replaces_an_existing_backup() {
 }
 
 #[test]
+fn plain_http_needs_allow_http() {
+    let settings = S3Settings {
+        endpoint: "http://127.0.0.1:9".into(),
+        use_env: false,
+        ..S3Settings::default()
+    };
+    let location: S3Location = "s3://bucket/p".parse().expect("URL");
+    let err = S3Store::new(location.clone(), &settings).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "invalid backup location `s3://bucket/p`: S3.Endpoint http://127.0.0.1:9 is plain \
+         http; set S3.AllowHttp to true to allow it"
+    );
+    let allowed = S3Settings {
+        allow_http: true,
+        ..settings
+    };
+    assert!(S3Store::new(location, &allowed).is_ok());
+}
+
+#[test]
 fn a_missing_bucket_is_named() {
     let Some(server) = S3Server::start() else {
         return;

@@ -1,0 +1,386 @@
+//! The real `sqlseal` binary against a real S3 server (s3s-fs on the
+//! loopback interface): `backup create|list|info|verify|restore` with
+//! `s3://` locations, and the errors an operator meets.
+
+#[path = "../../sqlseal-store/tests/common/s3s.rs"]
+mod s3s;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use rusqlite::Connection;
+use s3s::{BUCKET, S3Server};
+
+/// The binary with the server's settings in `SQLSEAL_S3_*` and no `AWS_*`
+/// variables from the machine.
+fn sqlseal(server: &S3Server) -> Command {
+    let mut cmd = Command::cargo_bin("sqlseal").expect("binary");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(name);
+        }
+    }
+    for (name, value) in server.env() {
+        cmd.env(name, value);
+    }
+    cmd
+}
+
+fn run(server: &S3Server, args: &[&str]) -> Output {
+    sqlseal(server).args(args).output().expect("runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// Exit code 1 with exactly one `error: ...` line; returns it.
+fn fails(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {err}",
+        stdout(o)
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    lines[0].to_owned()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn make_db(path: &Path, rows: i64) {
+    let conn = Connection::open(path).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
+    )
+    .expect("schema");
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
+         INSERT INTO t(v) SELECT 'row ' || i || ' ' || hex(randomblob(40)) FROM c",
+        [rows],
+    )
+    .expect("rows");
+}
+
+fn count(db: &Path) -> i64 {
+    Connection::open(db)
+        .expect("open")
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .expect("count")
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    key: PathBuf,
+}
+
+fn setup(server: &S3Server) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("app.db");
+    make_db(&db, 50_000);
+    let key = dir.path().join("server.pem");
+    ok(&run(server, &["keygen", "-o", p(&key)]));
+    Setup { dir, db, key }
+}
+
+#[test]
+fn backup_commands_work_on_s3_locations() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let s = setup(&server);
+    let location = server.url("prod/app.db");
+
+    let out = ok(&run(
+        &server,
+        &[
+            "backup",
+            "create",
+            "--db",
+            p(&s.db),
+            "--dir",
+            &location,
+            "--key",
+            p(&s.key),
+        ],
+    ));
+    let first = out.trim().to_owned();
+    assert!(
+        first.starts_with(&format!("{location}/app.db-")) && first.ends_with(".sqlseal"),
+        "prints the object URL: {first}"
+    );
+    let name = first.rsplit('/').next().expect("a name");
+    let object = server.root().join(BUCKET).join("prod/app.db").join(name);
+    assert!(object.is_file(), "stored as {}", object.display());
+    assert!(
+        std::fs::read_dir(s.dir.path()).expect("dir").all(|e| !e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".sqlseal")),
+        "no snapshot temp files left beside the database"
+    );
+
+    // A second backup, after more rows, is the newest.
+    make_db(&s.db, 1_000);
+    let second = ok(&run(
+        &server,
+        &[
+            "backup",
+            "create",
+            "--db",
+            p(&s.db),
+            "--dir",
+            &location,
+            "--key",
+            p(&s.key),
+            "--json",
+        ],
+    ));
+    let created: serde_json::Value = serde_json::from_str(&second).expect("json");
+    let second = created["path"].as_str().expect("path").to_owned();
+    assert!(second.starts_with(&location), "{second}");
+    assert_ne!(first, second);
+
+    let listed = ok(&run(&server, &["backup", "list", "--dir", &location]));
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].starts_with(&format!("{second}  ")),
+        "newest first: {listed}"
+    );
+    assert!(lines[1].starts_with(&format!("{first}  ")), "{listed}");
+    let listed = ok(&run(
+        &server,
+        &["backup", "list", "--dir", &location, "--json"],
+    ));
+    let rows: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(rows[0]["path"], second.as_str());
+    assert_eq!(
+        rows[1]["size"].as_u64(),
+        Some(std::fs::metadata(&object).expect("object").len())
+    );
+
+    let info = ok(&run(&server, &["backup", "info", &first, "--json"]));
+    let info: serde_json::Value = serde_json::from_str(&info).expect("json");
+    assert_eq!(info["database"], "app.db");
+    assert_eq!(info["path"], first.as_str());
+    assert_eq!(
+        info["size"].as_u64(),
+        Some(std::fs::metadata(&object).expect("object").len())
+    );
+
+    let verified = ok(&run(
+        &server,
+        &[
+            "backup",
+            "verify",
+            "--dir",
+            &location,
+            "--latest",
+            "--key",
+            p(&s.key),
+        ],
+    ));
+    assert!(
+        verified.starts_with(&format!("ok: {second} (")),
+        "{verified}"
+    );
+    let verified = ok(&run(
+        &server,
+        &["backup", "verify", &first, "--key", p(&s.key)],
+    ));
+    assert!(
+        verified.starts_with(&format!("ok: {first} (")),
+        "{verified}"
+    );
+
+    let target = s.dir.path().join("restored.db");
+    let restored = ok(&run(
+        &server,
+        &[
+            "backup",
+            "restore",
+            "--dir",
+            &location,
+            "--latest",
+            "--key",
+            p(&s.key),
+            "--db",
+            p(&target),
+        ],
+    ));
+    assert!(
+        restored.starts_with(&format!("restored {second} to {}", target.display())),
+        "{restored}"
+    );
+    assert_eq!(count(&target), 51_000);
+    let older = s.dir.path().join("older.db");
+    ok(&run(
+        &server,
+        &[
+            "backup",
+            "restore",
+            &first,
+            "--key",
+            p(&s.key),
+            "--db",
+            p(&older),
+        ],
+    ));
+    assert_eq!(count(&older), 50_000);
+}
+
+#[test]
+fn s3_errors_are_one_clear_line() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let s = setup(&server);
+    let location = server.url("app");
+    ok(&run(
+        &server,
+        &[
+            "backup",
+            "create",
+            "--db",
+            p(&s.db),
+            "--dir",
+            &location,
+            "--key",
+            p(&s.key),
+        ],
+    ));
+
+    // Wrong credentials: refused, named, and the secret never shown.
+    let out = sqlseal(&server)
+        .env("SQLSEAL_S3_SECRETACCESSKEY", "wrong-secret-value")
+        .args(["backup", "list", "--dir", &location])
+        .output()
+        .expect("runs");
+    let line = fails(&out);
+    assert!(
+        line.contains("access denied; check S3.AccessKeyId"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("wrong-secret-value") && !line.contains(s3s::SECRET_KEY),
+        "{line}"
+    );
+
+    // Credentials from the AWS variables work when the parameters are unset.
+    let out = sqlseal(&server)
+        .env_remove("SQLSEAL_S3_ACCESSKEYID")
+        .env_remove("SQLSEAL_S3_SECRETACCESSKEY")
+        .env("AWS_ACCESS_KEY_ID", s3s::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3s::SECRET_KEY)
+        .args(["backup", "list", "--dir", &location])
+        .output()
+        .expect("runs");
+    assert_eq!(ok(&out).lines().count(), 1);
+
+    let line = fails(&run(
+        &server,
+        &["backup", "list", "--dir", "s3://no-such-bucket/app"],
+    ));
+    assert_eq!(
+        line,
+        "error: bucket no-such-bucket does not exist (s3://no-such-bucket/app); \
+         create it, or check S3.Endpoint"
+    );
+    let line = fails(&run(
+        &server,
+        &[
+            "backup",
+            "create",
+            "--db",
+            p(&s.db),
+            "--dir",
+            "s3://no-such-bucket/app",
+            "--key",
+            p(&s.key),
+        ],
+    ));
+    assert!(
+        line.contains("bucket no-such-bucket does not exist"),
+        "{line}"
+    );
+
+    let missing = format!("{location}/app.db-20260101T000000.000000Z-000000.sqlseal");
+    let line = fails(&run(
+        &server,
+        &["backup", "verify", &missing, "--key", p(&s.key)],
+    ));
+    assert!(line.contains("not found in s3://backups/app"), "{line}");
+    let line = fails(&run(&server, &["backup", "info", "s3://backups"]));
+    assert!(line.contains("names no backup"), "{line}");
+    let line = fails(&run(&server, &["backup", "list", "--dir", "s3://x"]));
+    assert!(
+        line.starts_with("error: invalid backup location `s3://x`"),
+        "{line}"
+    );
+    let line = fails(&run(
+        &server,
+        &["backup", "list", "--dir", "ftp://host/dir"],
+    ));
+    assert!(line.contains("unsupported scheme ftp://"), "{line}");
+    let line = fails(&run(
+        &server,
+        &[
+            "backup",
+            "verify",
+            "--dir",
+            &server.url("empty"),
+            "--latest",
+            "--key",
+            p(&s.key),
+        ],
+    ));
+    assert_eq!(
+        line,
+        format!("error: no backups in {}", server.url("empty"))
+    );
+
+    let out = sqlseal(&server)
+        .env("SQLSEAL_S3_PATHSTYLE", "maybe")
+        .args(["backup", "list", "--dir", &location])
+        .output()
+        .expect("runs");
+    let line = fails(&out);
+    assert!(
+        line.starts_with("error: SQLSEAL_S3_PATHSTYLE (S3.PathStyle): "),
+        "{line}"
+    );
+
+    // A server that is not there: a clear error once retries are spent.
+    let mut server = server;
+    server.stop();
+    let line = fails(&run(&server, &["backup", "list", "--dir", &location]));
+    assert!(
+        line.starts_with(&format!("error: listing {location}: ")),
+        "{line}"
+    );
+}
