@@ -97,8 +97,25 @@ fn restore_one(
             ..VerifyOptions::default()
         },
     };
+    let expected = sqlseal_format::header::sanitize_database_name(&db.name);
     for backup in listed {
         let name = backup.entry.name;
+        // The header is authenticated by the restore below; this only skips
+        // backups that say they are of another database.
+        if let Ok(header) = &backup.header
+            && header.metadata.database != expected
+        {
+            let reason = format!(
+                "it is a backup of {}, not of {expected}",
+                header.metadata.database
+            );
+            warn!(database = %db.path.display(), backup = %name, error = %reason, "backup refused for auto-restore");
+            refused.push(Refused {
+                backup: name,
+                reason,
+            });
+            continue;
+        }
         match restore_backup(
             db.store.as_ref(),
             &name,

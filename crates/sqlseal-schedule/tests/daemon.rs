@@ -276,6 +276,39 @@ fn auto_restore_when_every_backup_is_bad() {
 }
 
 #[test]
+fn auto_restore_refuses_a_backup_of_another_database() {
+    let e = env();
+    let settings = Settings::from_params(&e.params).expect("settings");
+    let good = job(&settings)
+        .backup(at(0), &CancelFlag::new())
+        .expect("backup")
+        .name;
+    // A validly signed backup of another database, placed in app.db's directory.
+    let other = e.dir.path().join("other.db");
+    add_rows(&other, 7);
+    let misplaced = backup_signed_by(&settings, &other, &settings.signer, 1);
+    std::fs::remove_file(&e.db).expect("lose the database");
+    let _ = std::fs::remove_file(format!("{}-wal", e.db.display()));
+    let report = auto_restore_settings(&settings).expect("auto-restore");
+    match &report.databases[0].1 {
+        RestoreOutcome::Restored { backup, refused } => {
+            assert_eq!(backup, &good);
+            assert_eq!(refused.len(), 1);
+            assert_eq!(refused[0].backup, misplaced);
+            assert!(
+                refused[0]
+                    .reason
+                    .contains("backup of other.db, not of app.db"),
+                "{}",
+                refused[0].reason
+            );
+        }
+        other => panic!("expected a restore, got {other:?}"),
+    }
+    assert_eq!(rows(&e.db), 100);
+}
+
+#[test]
 fn auto_restore_without_backups_starts_empty() {
     let e = env();
     std::fs::remove_file(&e.db).expect("remove");
