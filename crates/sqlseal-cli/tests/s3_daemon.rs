@@ -1,0 +1,214 @@
+//! The daemon's work (sqlseal-schedule) with each database's backups in an
+//! S3 store on a real S3 server (s3s-fs on the loopback interface):
+//! scheduled backups with retention, a server that goes away while the
+//! scheduler runs, and auto-restore.
+
+#[path = "../../sqlseal-store/tests/common/s3s.rs"]
+mod s3s;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use s3s::S3Server;
+use sqlseal_crypto::P256Identity;
+use sqlseal_engine::{CancelFlag, list_backups};
+use sqlseal_format::CreatedAt;
+use sqlseal_params::Params;
+use sqlseal_schedule::{
+    DatabaseJob, RestoreOutcome, Scheduler, Settings, SqliteJob, auto_restore_settings,
+};
+use sqlseal_store::{BackupStore, open_store};
+
+fn add_rows(db: &Path, n: i64) {
+    let conn = Connection::open(db).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
+    )
+    .expect("schema");
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
+         INSERT INTO t(v) SELECT 'row ' || i || hex(randomblob(100)) FROM c",
+        [n],
+    )
+    .expect("rows");
+}
+
+fn rows(db: &Path) -> i64 {
+    Connection::open(db)
+        .expect("open")
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .expect("count")
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    settings: Settings,
+    store: Arc<dyn BackupStore>,
+}
+
+/// Settings for one database whose backups go to `s3://backups/PREFIX/app.db`.
+fn env(server: &S3Server, prefix: &str, max_count: u64) -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("app.db");
+    add_rows(&db, 2_000);
+    let key = dir.path().join("server.pem");
+    let identity = P256Identity::generate().expect("key");
+    std::fs::write(&key, identity.to_pkcs8_pem().expect("pem").as_bytes()).expect("key file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let mut params = Params::default();
+    params.backup.location = dir.path().join("local");
+    params.backup.keys = vec![key];
+    params.backup.max_count = max_count;
+    params.database.paths = vec![db.clone()];
+    let mut settings = Settings::from_params(&params).expect("settings");
+    let location = Path::new(&server.url(prefix)).join("app.db");
+    let store: Arc<dyn BackupStore> =
+        Arc::from(open_store(&location, &server.settings()).expect("S3 store"));
+    settings.databases[0].store = Arc::clone(&store);
+    Env {
+        _dir: dir,
+        db,
+        settings,
+        store,
+    }
+}
+
+fn names(store: &dyn BackupStore) -> Vec<String> {
+    let mut names: Vec<String> = list_backups(store)
+        .expect("list")
+        .into_iter()
+        .map(|b| b.entry.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// `i` hours after a fixed start, as the format crate stamps backups.
+fn at(i: i64) -> CreatedAt {
+    CreatedAt::from_microsecond((1_790_000_000 + i * 3600) * 1_000_000).expect("in range")
+}
+
+/// Now, as the format crate stamps backups.
+fn now() -> CreatedAt {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_micros();
+    CreatedAt::from_microsecond(i64::try_from(micros).expect("fits")).expect("in range")
+}
+
+#[test]
+fn retention_and_auto_restore_work_on_s3() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let e = env(&server, "daemon", 2);
+    let job = SqliteJob::new(
+        e.settings.databases[0].clone(),
+        Arc::new(e.settings.clone()),
+    );
+    let mut made = Vec::new();
+    for i in 0..4 {
+        add_rows(&e.db, 100);
+        let done = job
+            .backup(at(i).timestamp(), &CancelFlag::new())
+            .expect("backup");
+        assert!(done.kept <= 2, "{done:?}");
+        made.push(done.name);
+    }
+    let mut newest = made[2..].to_vec();
+    newest.sort();
+    assert_eq!(names(e.store.as_ref()), newest, "the two newest remain");
+    assert_eq!(
+        job.newest_backup().expect("newest"),
+        Some(at(3).timestamp())
+    );
+    assert_eq!(
+        e.store.location(),
+        format!("{}/app.db", server.url("daemon")),
+        "one prefix per database"
+    );
+
+    let expected = rows(&e.db);
+    let report = auto_restore_settings(&e.settings).expect("auto-restore");
+    assert_eq!(report.databases[0].1, RestoreOutcome::Present);
+    std::fs::remove_file(&e.db).expect("lose the database");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", e.db.display()));
+    }
+    let report = auto_restore_settings(&e.settings).expect("auto-restore");
+    assert_eq!(
+        report.databases[0].1,
+        RestoreOutcome::Restored {
+            backup: made[3].clone(),
+            refused: Vec::new()
+        }
+    );
+    assert_eq!(rows(&e.db), expected);
+}
+
+/// The scheduler runs backups every second; the server goes away for a
+/// while. Backups fail with a clear error and leave nothing visible; the
+/// scheduler keeps running and backs up again once the server is back.
+#[test]
+fn the_scheduler_outlives_a_server_that_goes_away() {
+    let Some(mut server) = S3Server::start() else {
+        return;
+    };
+    let mut e = env(&server, "flaky", 0);
+    e.settings.frequency = Some(Duration::from_secs(1));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let token = tokio_util::sync::CancellationToken::new();
+    let scheduler = {
+        let _entered = runtime.enter();
+        Scheduler::new(e.settings.clone()).spawn(token.clone())
+    };
+    let wait_for = |count: usize, store: &dyn BackupStore| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while names(store).len() < count {
+            assert!(Instant::now() < deadline, "no backup {count} within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(1, e.store.as_ref());
+
+    server.stop();
+    // A few scheduled backups fail against the stopped server meanwhile.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!scheduler.is_finished(), "the scheduler keeps running");
+    let failure = job_error(&e);
+    assert!(failure.contains("s3://backups/flaky/app.db"), "{failure}");
+    server.resume();
+    let before = names(e.store.as_ref());
+    for name in server.files() {
+        let partial = !name.contains("flaky/app.db/") && name.ends_with(".sqlseal");
+        assert!(!partial, "a stray object: {name}");
+    }
+    wait_for(before.len() + 1, e.store.as_ref());
+    assert!(!scheduler.is_finished());
+    token.cancel();
+    let stopped = runtime.block_on(scheduler).expect("joined");
+    assert!(stopped.is_ok(), "{stopped:?}");
+}
+
+/// The error of one backup attempt made while the server is stopped.
+fn job_error(e: &Env) -> String {
+    let job = SqliteJob::new(
+        e.settings.databases[0].clone(),
+        Arc::new(e.settings.clone()),
+    );
+    job.backup(now().timestamp(), &CancelFlag::new())
+        .expect_err("the server is gone")
+        .to_string()
+}
