@@ -544,13 +544,17 @@ impl S3Writer {
         }
     }
 
+    fn earlier_failure(&self) -> StoreError {
+        StoreError::Remote {
+            what: "writing",
+            location: self.url(),
+            source: "an earlier part failed to upload".into(),
+        }
+    }
+
     fn complete(&mut self) -> Result<()> {
         if self.failed {
-            return Err(StoreError::Remote {
-                what: "finishing",
-                location: self.url(),
-                source: "an earlier part failed to upload".into(),
-            });
+            return Err(self.earlier_failure());
         }
         if !self.buffer.is_empty() {
             self.send_part()?;
@@ -582,7 +586,10 @@ impl S3Writer {
 
 impl Write for S3Writer {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.failed || self.upload.is_none() {
+        if self.failed {
+            return Err(io::Error::other(self.earlier_failure()));
+        }
+        if self.upload.is_none() {
             return Err(io::Error::other(self.finished()));
         }
         let room = self.inner.part_size - self.buffer.len();

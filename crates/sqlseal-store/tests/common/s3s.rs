@@ -61,18 +61,21 @@ impl S3Server {
         };
         let root = tempfile::tempdir().expect("temporary root for s3s-fs");
         std::fs::create_dir(root.path().join(BUCKET)).expect("bucket directory");
-        let port = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
         let mut server = S3Server {
             binary,
             root,
-            port,
+            port: 0,
             child: None,
         };
-        server.resume();
-        Some(server)
+        // Another process may take the free port before the server binds
+        // it; then the server exits and we try another port.
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.try_start() {
+                return Some(server);
+            }
+        }
+        panic!("s3s-fs did not start on any of five free ports");
     }
 
     /// The server's root directory: one directory per bucket.
@@ -130,6 +133,15 @@ impl S3Server {
 
     /// Starts the server again, on the same port and root.
     pub fn resume(&mut self) {
+        let port = self.port;
+        assert!(
+            self.try_start(),
+            "s3s-fs did not start again on port {port}"
+        );
+    }
+
+    /// Starts the server; `false` if it exited (its port was taken).
+    fn try_start(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
         let mut child = Command::new(&self.binary)
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
@@ -143,18 +155,22 @@ impl S3Server {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok() {
-                break;
+                // Someone listens; make sure it is our child, not a
+                // process that took the port first.
+                std::thread::sleep(Duration::from_millis(100));
+                if matches!(child.try_wait(), Ok(None)) {
+                    self.child = Some(child);
+                    return true;
+                }
+                let _ = child.wait();
+                return false;
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "s3s-fs exited at start-up ({status}); is port {} taken?",
-                    self.port
-                );
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
             }
             assert!(Instant::now() < deadline, "s3s-fs did not start listening");
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.child = Some(child);
     }
 
     /// Every regular file under the root, relative to it, sorted.
@@ -175,6 +191,13 @@ impl S3Server {
         out.sort();
         out
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 impl Drop for S3Server {
