@@ -212,3 +212,80 @@ fn job_error(e: &Env) -> String {
         .expect_err("the server is gone")
         .to_string()
 }
+
+/// The real `sqlseal run` with `Backup.Location: s3://...` from its config
+/// file and the S3 settings from `SQLSEAL_S3_*`: it backs up on schedule,
+/// stops on SIGTERM, and on the next start restores the missing database
+/// from the bucket before anything else.
+#[test]
+fn sqlseal_run_with_an_s3_location() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("app.db");
+    add_rows(&db, 3_000);
+    let bin = assert_cmd::cargo::cargo_bin("sqlseal");
+    let keygen = std::process::Command::new(&bin)
+        .args(["keygen", "-o", "server.pem"])
+        .current_dir(dir.path())
+        .output()
+        .expect("keygen");
+    assert!(keygen.status.success());
+    let location = server.url("run");
+    std::fs::write(
+        dir.path().join("sqlseal.yaml"),
+        format!(
+            "Backup:\n  Location: {location}\n  Frequency: 1s\n  MaxCount: 2\n  Keys: [server.pem]\nDatabase:\n  Paths: [app.db]\nStatus:\n  File: status.json\n"
+        ),
+    )
+    .expect("config");
+    let start = || {
+        std::process::Command::new(&bin)
+            .args(["run", "--config", "sqlseal.yaml"])
+            .envs(server.env())
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start")
+    };
+    let store = open_store(Path::new(&location).join("app.db"), &server.settings()).expect("store");
+    let stop = |child: std::process::Child| {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let out = child.wait_with_output().expect("wait");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        log
+    };
+
+    let child = start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while names(store.as_ref()).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = stop(child);
+    let kept = names(store.as_ref());
+    assert!(
+        !kept.is_empty() && kept.len() <= 2,
+        "MaxCount on the object listing: {kept:?}\n{log}"
+    );
+
+    for f in ["app.db", "app.db-wal", "app.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let child = start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !db.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = stop(child);
+    assert!(log.contains("auto-restore installed a backup"), "{log}");
+    assert_eq!(rows(&db), 3_000);
+}

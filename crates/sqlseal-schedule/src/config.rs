@@ -9,7 +9,7 @@ use sqlseal_crypto::{
 };
 use sqlseal_params::Params;
 use sqlseal_source::Method;
-use sqlseal_store::{BackupStore, LocalStore};
+use sqlseal_store::{BackupStore, S3Settings, is_url, open_store};
 
 /// A configuration that cannot run, naming the parameter at fault.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +63,13 @@ pub struct Settings {
     pub recipients: Vec<P256Recipient>,
     /// Opens backups and trusts signers (for auto-restore and read-back).
     pub keyring: Keyring,
-    /// `Backup.Location`: each database's backups are in a subdirectory.
+    /// `Backup.Location`: each database's backups are in a subdirectory
+    /// (a directory path, or an `s3://BUCKET/PREFIX` URL).
     pub location: PathBuf,
+    /// Where snapshot methods that copy the database put their temporary
+    /// file: `Backup.TempDir`, else a local `Backup.Location`, else the
+    /// system's temporary directory.
+    pub snapshot_temp_dir: PathBuf,
     /// Snapshot method.
     pub method: Method,
     /// Plaintext chunk size.
@@ -141,7 +146,11 @@ impl Settings {
             ));
         }
         let location = &b.location;
-        prove_writable(location).map_err(|reason| invalid("Backup.Location", reason))?;
+        let remote = is_url(location);
+        if !remote {
+            prove_writable(location).map_err(|reason| invalid("Backup.Location", reason))?;
+        }
+        let s3 = s3_settings(&params.s3);
         let mut databases: Vec<DatabaseConfig> = Vec::new();
         for path in &params.database.paths {
             let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
@@ -166,9 +175,26 @@ impl Settings {
                     format!("{} is a directory, not a database file", path.display()),
                 ));
             }
+            let store_location = if remote {
+                PathBuf::from(format!(
+                    "{}/{name}",
+                    location.display().to_string().trim_end_matches('/')
+                ))
+            } else {
+                location.join(&name)
+            };
+            let store: Arc<dyn BackupStore> = open_store(&store_location, &s3)
+                .map_err(|e| invalid("Backup.Location", e.to_string()))?
+                .into();
+            if remote {
+                // One request proves the bucket, the credentials and the endpoint.
+                store
+                    .list()
+                    .map_err(|e| invalid("Backup.Location", e.to_string()))?;
+            }
             databases.push(DatabaseConfig {
                 path: path.clone(),
-                store: Arc::new(LocalStore::new(location.join(&name))),
+                store,
                 name,
             });
         }
@@ -177,10 +203,20 @@ impl Settings {
         if let Some(t) = &temp_dir {
             prove_writable(t).map_err(|reason| invalid("Backup.TempDir", reason))?;
         }
-        let status_file = if params.status.file.as_os_str().is_empty() {
-            location.join("status.json")
-        } else {
+        let status_file = if !params.status.file.as_os_str().is_empty() {
             params.status.file.clone()
+        } else if remote {
+            return Err(invalid(
+                "Status.File",
+                "must be set when Backup.Location is a URL (the status file is local)",
+            ));
+        } else {
+            location.join("status.json")
+        };
+        let snapshot_temp_dir = match (&temp_dir, remote) {
+            (Some(t), _) => t.clone(),
+            (None, false) => location.clone(),
+            (None, true) => std::env::temp_dir(),
         };
         let frequency = b.frequency.as_std();
         let on_failure = match params.restore.on_failure.as_str() {
@@ -193,6 +229,7 @@ impl Settings {
             recipients,
             keyring,
             location: location.clone(),
+            snapshot_temp_dir,
             method,
             chunk_size,
             temp_dir,
@@ -203,6 +240,20 @@ impl Settings {
             status_file,
             warnings,
         })
+    }
+}
+
+/// The store settings for the `S3` parameter group (the `AWS_*`
+/// environment variables fill in what it leaves empty).
+pub fn s3_settings(s3: &sqlseal_params::S3) -> S3Settings {
+    S3Settings {
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone(),
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key: s3.secret_access_key.clone(),
+        path_style: s3.path_style,
+        allow_http: s3.allow_http,
+        ..S3Settings::default()
     }
 }
 

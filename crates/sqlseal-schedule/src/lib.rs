@@ -46,7 +46,7 @@ mod status;
 use std::path::PathBuf;
 
 pub use clock::{Clock, SystemClock};
-pub use config::{ConfigError, DatabaseConfig, OnFailure, Settings};
+pub use config::{ConfigError, DatabaseConfig, OnFailure, Settings, s3_settings};
 pub use restore::{AutoRestoreReport, Refused, RestoreOutcome, auto_restore_settings};
 pub use retention::beyond_max_count;
 pub use scheduler::{BackupDone, DatabaseJob, Scheduler, SqliteJob};
