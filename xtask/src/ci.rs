@@ -39,6 +39,18 @@ pub fn run(root: &Path) -> Result<()> {
             bail!("ci: `{shown}` failed ({status})");
         }
     }
+    // Public items are documented and the docs build without warnings.
+    let shown = "RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps";
+    announce(shown);
+    let status = Command::new(&cargo)
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("starting `{shown}`"))?;
+    if !status.success() {
+        bail!("ci: `{shown}` failed ({status})");
+    }
     let shown = format!("{} --check", codegen::COMMAND);
     announce(&shown);
     codegen::check(root).with_context(|| format!("ci: `{shown}` failed"))?;

@@ -91,6 +91,9 @@ struct Entry {
     env: Option<String>,
     #[serde(default)]
     choices: Vec<String>,
+    /// A secret (a password or key): `config show` masks its value.
+    #[serde(default)]
+    secret: bool,
     #[serde(default)]
     min: Option<i64>,
     #[serde(default)]
@@ -146,6 +149,7 @@ struct Param {
     default: Value,
     env: String,
     choices: Vec<String>,
+    secret: bool,
     min: Option<i64>,
     max: Option<i64>,
 }
@@ -313,6 +317,7 @@ fn validate(entry: Entry) -> Result<Param> {
         default: entry.default,
         env,
         choices: entry.choices,
+        secret: entry.secret,
         min: entry.min,
         max: entry.max,
     };
@@ -707,6 +712,7 @@ fn rust(params: &[Param]) -> Result<String> {
             param.full_description(true)
         );
         let _ = writeln!(w, "        choices: {choices},");
+        let _ = writeln!(w, "        secret: {},", param.secret);
         let _ = writeln!(
             w,
             "        set: |p, input| set_param(&mut {path}, input, {}),",

@@ -431,6 +431,7 @@ fn configuration_errors_are_one_line_and_name_the_parameter() {
     let o = Command::new(bin())
         .args(["config", "show", "--config", "sqlseal.yaml"])
         .env("SQLSEAL_BACKUP_MAXCOUNT", "7")
+        .env("SQLSEAL_S3_SECRETACCESSKEY", "top-secret-value")
         .current_dir(d.dir.path())
         .output()
         .expect("runs");
@@ -447,6 +448,15 @@ fn configuration_errors_are_one_line_and_name_the_parameter() {
         "{shown}"
     );
     assert!(line("Backup.Keys").contains("file"), "{shown}");
+    assert!(
+        !shown.contains("top-secret-value"),
+        "secrets are masked: {shown}"
+    );
+    assert!(
+        line("S3.SecretAccessKey").contains("env")
+            && line("S3.SecretAccessKey").ends_with("********"),
+        "{shown}"
+    );
     assert!(
         line("Backup.Frequency").contains("default") && line("Backup.Frequency").ends_with("24h"),
         "{shown}"

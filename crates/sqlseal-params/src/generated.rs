@@ -196,9 +196,9 @@ impl Default for Log {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3 {
-    /// URL of the S3-compatible server, such as http://127.0.0.1:9000 or https://s3.example.net.
-    /// Empty means AWS S3 for S3.Region, or the AWS_ENDPOINT_URL environment variable when it is
-    /// set. Used only when Backup.Location is an s3:// URL.
+    /// URL of the S3-compatible server, such as `http://127.0.0.1:9000` or
+    /// `https://s3.example.net`. Empty means AWS S3 for S3.Region, or the AWS_ENDPOINT_URL
+    /// environment variable when it is set. Used only when Backup.Location is an s3:// URL.
     ///
     /// `S3.Endpoint`: string, default `""`, environment `SQLSEAL_S3_ENDPOINT`.
     #[serde(rename = "Endpoint", deserialize_with = "deserialize_param")]
@@ -229,7 +229,7 @@ pub struct S3 {
     /// `S3.PathStyle`: bool, default `true`, environment `SQLSEAL_S3_PATHSTYLE`.
     #[serde(rename = "PathStyle", deserialize_with = "deserialize_param")]
     pub path_style: bool,
-    /// Allow a plain http:// S3.Endpoint, for a server on the loopback interface or a trusted
+    /// Allow a plain `http://` S3.Endpoint, for a server on the loopback interface or a trusted
     /// network. Backups are encrypted and signed either way, and requests are signed without
     /// sending the secret key, but plain http shows bucket, names and sizes to the network and lets
     /// signed requests be replayed. AWS_ALLOW_HTTP=true in the environment also allows it.
@@ -282,6 +282,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::Filename,
         description: "Where backups are written: a directory, or an S3-compatible bucket and key prefix as s3://BUCKET/PREFIX (see the S3 group). When several databases are configured, each gets its own subdirectory (or sub-prefix).",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.backup.location, input, no_check),
         get: |p| to_text(&p.backup.location),
     },
@@ -291,6 +292,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::Duration,
         description: "Time between scheduled backups, as a Go-style duration such as 15m, 24h or 1h30m. 0 disables scheduled backups.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.backup.frequency, input, no_check),
         get: |p| to_text(&p.backup.frequency),
     },
@@ -300,6 +302,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::Int,
         description: "Number of backups to keep per database; older ones are deleted after each successful backup. 0 keeps all backups.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.backup.max_count, input, no_check),
         get: |p| to_text(&p.backup.max_count),
     },
@@ -309,6 +312,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::FilenameSlice,
         description: "Private key PEM files. Backups are encrypted to each key and signed with the first one; restores open a backup with any of them and trust their public halves as signers.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.backup.keys, input, no_check),
         get: |p| to_text(&p.backup.keys),
     },
@@ -318,6 +322,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::FilenameSlice,
         description: "Extra public-key-only recipients that backups are also encrypted to, such as an offline recovery key.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.backup.recipients, input, no_check),
         get: |p| to_text(&p.backup.recipients),
     },
@@ -327,6 +332,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::FilenameSlice,
         description: "Extra trusted signer public keys, accepted when restoring or verifying backups made by other machines.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.backup.trust, input, no_check),
         get: |p| to_text(&p.backup.trust),
     },
@@ -336,6 +342,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::String,
         description: "How a consistent snapshot of the database is read: dbpage reads all pages in one read transaction through the sqlite_dbpage table, backup-api uses the SQLite online backup API in a single step, vacuum uses VACUUM INTO a temporary file. One of `dbpage`, `backup-api`, `vacuum`.",
         choices: BACKUP_METHOD_CHOICES,
+        secret: false,
         set: |p, input| {
             set_param(&mut p.backup.method, input, |v: &String| {
                 check_choice(v, BACKUP_METHOD_CHOICES)
@@ -349,6 +356,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::Int,
         description: "Plaintext bytes per sealed chunk. Each chunk is compressed and authenticated on its own; larger chunks compress a little better, smaller ones need less memory per worker. From 4096 to 16777216.",
         choices: &[],
+        secret: false,
         set: |p, input| {
             set_param(&mut p.backup.chunk_size, input, |v: &u64| {
                 check_range(v, Some(4096), Some(16777216))
@@ -362,6 +370,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::Filename,
         description: "Directory for temporary snapshot files. Empty means beside the backup directory, on the same file system.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.backup.temp_dir, input, no_check),
         get: |p| to_text(&p.backup.temp_dir),
     },
@@ -371,6 +380,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::FilenameSlice,
         description: "SQLite database files to back up.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.database.paths, input, no_check),
         get: |p| to_text(&p.database.paths),
     },
@@ -380,6 +390,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::Bool,
         description: "At start-up, restore a missing database from its newest valid backup.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.restore.auto, input, no_check),
         get: |p| to_text(&p.restore.auto),
     },
@@ -389,6 +400,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::String,
         description: "What to do at start-up when a database is missing and every backup of it fails verification: fail stops with an error, empty starts with an empty database. One of `fail`, `empty`.",
         choices: RESTORE_ON_FAILURE_CHOICES,
+        secret: false,
         set: |p, input| {
             set_param(&mut p.restore.on_failure, input, |v: &String| {
                 check_choice(v, RESTORE_ON_FAILURE_CHOICES)
@@ -402,6 +414,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::Filename,
         description: "Path of the JSON status file. Empty means status.json in Backup.Location.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.status.file, input, no_check),
         get: |p| to_text(&p.status.file),
     },
@@ -411,6 +424,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::String,
         description: "Log output format: text for people, json for one JSON object per line. One of `text`, `json`.",
         choices: LOG_FORMAT_CHOICES,
+        secret: false,
         set: |p, input| {
             set_param(&mut p.log.format, input, |v: &String| {
                 check_choice(v, LOG_FORMAT_CHOICES)
@@ -422,8 +436,9 @@ pub static PARAMS: [Param; 20] = [
         name: "S3.Endpoint",
         env: "SQLSEAL_S3_ENDPOINT",
         kind: ParamType::String,
-        description: "URL of the S3-compatible server, such as http://127.0.0.1:9000 or https://s3.example.net. Empty means AWS S3 for S3.Region, or the AWS_ENDPOINT_URL environment variable when it is set. Used only when Backup.Location is an s3:// URL.",
+        description: "URL of the S3-compatible server, such as `http://127.0.0.1:9000` or `https://s3.example.net`. Empty means AWS S3 for S3.Region, or the AWS_ENDPOINT_URL environment variable when it is set. Used only when Backup.Location is an s3:// URL.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.s3.endpoint, input, no_check),
         get: |p| to_text(&p.s3.endpoint),
     },
@@ -433,6 +448,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::String,
         description: "Region of the bucket, such as eu-west-1. Empty means the AWS_REGION or AWS_DEFAULT_REGION environment variable, else us-east-1. Most S3-compatible servers accept any region.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.s3.region, input, no_check),
         get: |p| to_text(&p.s3.region),
     },
@@ -442,6 +458,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::String,
         description: "Access key id for S3 requests. Empty means the AWS_ACCESS_KEY_ID environment variable (with AWS_SESSION_TOKEN for temporary credentials), else the credentials of the machine's instance or container role.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.s3.access_key_id, input, no_check),
         get: |p| to_text(&p.s3.access_key_id),
     },
@@ -451,6 +468,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::String,
         description: "Secret access key for S3 requests. Empty means the AWS_SECRET_ACCESS_KEY environment variable. Prefer the environment (or a config file readable only by sqlseal) over command lines; sqlseal never logs it.",
         choices: &[],
+        secret: true,
         set: |p, input| set_param(&mut p.s3.secret_access_key, input, no_check),
         get: |p| to_text(&p.s3.secret_access_key),
     },
@@ -460,6 +478,7 @@ pub static PARAMS: [Param; 20] = [
         kind: ParamType::Bool,
         description: "Address buckets path-style (ENDPOINT/BUCKET/KEY) rather than virtual-hosted style (BUCKET.ENDPOINT/KEY). Most S3-compatible servers need path style; AWS S3 accepts both.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.s3.path_style, input, no_check),
         get: |p| to_text(&p.s3.path_style),
     },
@@ -467,8 +486,9 @@ pub static PARAMS: [Param; 20] = [
         name: "S3.AllowHttp",
         env: "SQLSEAL_S3_ALLOWHTTP",
         kind: ParamType::Bool,
-        description: "Allow a plain http:// S3.Endpoint, for a server on the loopback interface or a trusted network. Backups are encrypted and signed either way, and requests are signed without sending the secret key, but plain http shows bucket, names and sizes to the network and lets signed requests be replayed. AWS_ALLOW_HTTP=true in the environment also allows it.",
+        description: "Allow a plain `http://` S3.Endpoint, for a server on the loopback interface or a trusted network. Backups are encrypted and signed either way, and requests are signed without sending the secret key, but plain http shows bucket, names and sizes to the network and lets signed requests be replayed. AWS_ALLOW_HTTP=true in the environment also allows it.",
         choices: &[],
+        secret: false,
         set: |p, input| set_param(&mut p.s3.allow_http, input, no_check),
         get: |p| to_text(&p.s3.allow_http),
     },

@@ -118,6 +118,7 @@ pub struct Param {
     kind: ParamType,
     description: &'static str,
     choices: &'static [&'static str],
+    secret: bool,
     set: fn(&mut Params, Input<'_>) -> Result<(), ValueError>,
     get: fn(&Params) -> String,
 }
@@ -126,6 +127,21 @@ impl Param {
     /// `Group.Field`, e.g. `Backup.Frequency`.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Whether the value is a secret that is never shown.
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
+
+    /// The value as `config show` prints it: secrets that are set are masked.
+    pub fn display_value(&self, params: &Params) -> String {
+        let value = (self.get)(params);
+        if self.secret && !value.is_empty() {
+            "********".to_owned()
+        } else {
+            value
+        }
     }
 
     /// The group, e.g. `Backup`.
@@ -247,7 +263,7 @@ pub struct Loaded {
 pub struct Entry {
     /// The parameter.
     pub param: &'static Param,
-    /// Its value as text ([`Param::get`]).
+    /// Its value as text ([`Param::display_value`]: secrets masked).
     pub value: String,
     /// Where the value came from.
     pub source: Source,
@@ -264,7 +280,7 @@ impl Loaded {
     pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
         PARAMS.iter().map(|param| Entry {
             param,
-            value: param.get(&self.params),
+            value: param.display_value(&self.params),
             source: self.source(param.name).unwrap_or(Source::Default),
         })
     }
