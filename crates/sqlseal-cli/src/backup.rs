@@ -38,6 +38,10 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 bail!("no --key given; pass at least one private key file");
             };
             let store = open_location(&dir)?;
+            // Temp files of crashed writers (over an hour old) go first.
+            if let Err(e) = store.clean_stale(std::time::Duration::from_secs(3600)) {
+                eprintln!("warning: could not clean stale temporary files: {e}");
+            }
             let mut snapshot = SnapshotOptions::new(method);
             // Temporary snapshot files live beside the backups unless told
             // otherwise (or the backups are remote).
@@ -103,7 +107,14 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
         } => {
             let keyring = keys::keyring(&keys, &trust)?;
             let (store, name) = select(&which)?;
-            let options = VerifyOptions::default();
+            // The image is as large as the database: write it on the
+            // backup's own file system rather than a small /tmp.
+            let options = VerifyOptions {
+                temp_dir: store
+                    .local_path(&name)
+                    .and_then(|p| p.parent().map(Path::to_path_buf)),
+                ..VerifyOptions::default()
+            };
             let result = verify_backup(
                 store.as_ref(),
                 &name,
@@ -222,20 +233,7 @@ fn s3_settings_from_env() -> anyhow::Result<S3Settings> {
                 .with_context(|| format!("{} ({})", param.env(), param.name()))?;
         }
     }
-    Ok(s3_settings(&params.s3))
-}
-
-/// The store settings for the `S3` parameter group.
-pub fn s3_settings(s3: &sqlseal_params::S3) -> S3Settings {
-    S3Settings {
-        endpoint: s3.endpoint.clone(),
-        region: s3.region.clone(),
-        access_key_id: s3.access_key_id.clone(),
-        secret_access_key: s3.secret_access_key.clone(),
-        path_style: s3.path_style,
-        allow_http: s3.allow_http,
-        ..S3Settings::default()
-    }
+    Ok(sqlseal_schedule::s3_settings(&params.s3))
 }
 
 /// The store for `--dir`: a directory, or a URL such as `s3://BUCKET/PREFIX`.

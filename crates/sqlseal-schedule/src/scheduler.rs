@@ -112,12 +112,15 @@ impl DatabaseJob for SqliteJob {
             integrity_check: false,
             ..VerifyOptions::default()
         };
+        // Once the backup is in the store, the read-back and retention are
+        // finished even during shutdown (within the stop grace period), so
+        // that a stop never leaves more than MaxCount backups behind.
         let verified = verify_backup(
             store,
             &made.name,
             &s.keyring,
             &read_back,
-            cancel,
+            &CancelFlag::new(),
             &NoProgress,
         )
         .map_err(|e| self.engine_err(e))?;

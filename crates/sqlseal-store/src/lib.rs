@@ -48,8 +48,9 @@ pub use s3::S3Store;
 pub const EXTENSION: &str = ".sqlseal";
 /// Marker in the names of temporary files.
 const TEMP_MARKER: &str = ".tmp-";
-/// Prefix of temporary snapshot directories that sources create.
-const SNAPSHOT_TEMP_PREFIX: &str = ".sqlseal-snapshot-";
+/// Prefix of the temporary snapshot directories and verification images
+/// that sqlseal creates beside backups.
+const SQLSEAL_TEMP_PREFIX: &str = ".sqlseal-";
 
 /// Errors of a backup store.
 #[derive(Debug, thiserror::Error)]
@@ -318,8 +319,8 @@ impl BackupStore for LocalStore {
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_temp_file =
                 name.starts_with('.') && name.contains(EXTENSION) && name.contains(TEMP_MARKER);
-            let is_snapshot_dir = name.starts_with(SNAPSHOT_TEMP_PREFIX);
-            if !is_temp_file && !is_snapshot_dir {
+            let is_sqlseal_temp = name.starts_with(SQLSEAL_TEMP_PREFIX);
+            if !is_temp_file && !is_sqlseal_temp {
                 continue;
             }
             let Ok(meta) = entry.metadata() else { continue };
