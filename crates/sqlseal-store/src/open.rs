@@ -34,7 +34,8 @@ pub struct S3Settings {
     pub use_env: bool,
     /// Bytes per multipart-upload part (at least 5 MiB, the S3 minimum).
     /// At most two parts are in flight while the next one fills, so an
-    /// upload holds about three parts in memory. S3 allows 10,000 parts.
+    /// upload holds about three parts in memory. S3 allows 10,000 parts,
+    /// so the default of 6 MiB caps one backup at about 58 GiB.
     pub part_size: usize,
     /// Time allowed for one request, body included.
     pub request_timeout: Duration,
@@ -56,7 +57,7 @@ impl Default for S3Settings {
             path_style: true,
             allow_http: false,
             use_env: true,
-            part_size: 8 << 20,
+            part_size: 6 << 20,
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             max_retries: 5,
