@@ -1,7 +1,8 @@
 //! The daemon's work (sqlseal-schedule) with each database's backups in an
 //! S3 store on a real S3 server (s3s-fs on the loopback interface):
-//! scheduled backups with retention, a server that goes away while the
-//! scheduler runs, and auto-restore.
+//! scheduled backups with retention and auto-restore, configured through
+//! `Backup.Location` and the `S3` parameters, and a server that goes away
+//! while the scheduler runs.
 
 #[path = "../../sqlseal-store/tests/common/s3s.rs"]
 mod s3s;
@@ -50,7 +51,10 @@ struct Env {
 }
 
 /// Settings for one database whose backups go to `s3://backups/PREFIX/app.db`.
-fn env(server: &S3Server, prefix: &str, max_count: u64) -> Env {
+/// With `configured`, `Backup.Location` and the `S3` parameters say so, as
+/// in a config file; otherwise the store (with the test server's short
+/// retries) replaces a local one in the settings.
+fn env(server: &S3Server, prefix: &str, max_count: u64, configured: bool) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
     add_rows(&db, 2_000);
@@ -67,11 +71,27 @@ fn env(server: &S3Server, prefix: &str, max_count: u64) -> Env {
     params.backup.keys = vec![key];
     params.backup.max_count = max_count;
     params.database.paths = vec![db.clone()];
+    if configured {
+        params.backup.location = server.url(prefix).into();
+        let s3 = server.settings();
+        params.s3.endpoint = s3.endpoint;
+        params.s3.region = s3.region;
+        params.s3.access_key_id = s3.access_key_id;
+        params.s3.secret_access_key = s3.secret_access_key;
+        params.s3.path_style = true;
+        params.s3.allow_http = true;
+        params.status.file = dir.path().join("status.json");
+    }
     let mut settings = Settings::from_params(&params).expect("settings");
-    let location = Path::new(&server.url(prefix)).join("app.db");
-    let store: Arc<dyn BackupStore> =
-        Arc::from(open_store(&location, &server.settings()).expect("S3 store"));
-    settings.databases[0].store = Arc::clone(&store);
+    let store = if configured {
+        Arc::clone(&settings.databases[0].store)
+    } else {
+        let location = Path::new(&server.url(prefix)).join("app.db");
+        let store: Arc<dyn BackupStore> =
+            Arc::from(open_store(&location, &server.settings()).expect("S3 store"));
+        settings.databases[0].store = Arc::clone(&store);
+        store
+    };
     Env {
         _dir: dir,
         db,
@@ -109,7 +129,7 @@ fn retention_and_auto_restore_work_on_s3() {
     let Some(server) = S3Server::start() else {
         return;
     };
-    let e = env(&server, "daemon", 2);
+    let e = env(&server, "daemon", 2, true);
     let job = SqliteJob::new(
         e.settings.databases[0].clone(),
         Arc::new(e.settings.clone()),
@@ -162,7 +182,7 @@ fn the_scheduler_outlives_a_server_that_goes_away() {
     let Some(mut server) = S3Server::start() else {
         return;
     };
-    let mut e = env(&server, "flaky", 0);
+    let mut e = env(&server, "flaky", 0, false);
     e.settings.frequency = Some(Duration::from_secs(1));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
