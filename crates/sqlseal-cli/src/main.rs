@@ -110,7 +110,7 @@ struct BackupSelector {
     /// The backup file.
     #[arg(value_name = "BACKUP", conflicts_with_all = ["dir", "latest"])]
     backup: Option<PathBuf>,
-    /// The backup directory (with --latest).
+    /// The backup directory, or s3://BUCKET/PREFIX (with --latest).
     #[arg(long, value_name = "DIR", requires = "latest")]
     dir: Option<PathBuf>,
     /// Use the newest backup in --dir.
@@ -125,7 +125,7 @@ enum BackupCommand {
         /// The SQLite database to back up (it may be in use).
         #[arg(long, value_name = "DB")]
         db: PathBuf,
-        /// The backup directory (created 0700 if missing).
+        /// The backup directory (created 0700 if missing), or s3://BUCKET/PREFIX.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// Private key files: the backup is encrypted to each and signed with the first.
@@ -149,7 +149,7 @@ enum BackupCommand {
     },
     /// List the backups in a directory, newest first.
     List {
-        /// The backup directory.
+        /// The backup directory, or s3://BUCKET/PREFIX.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// Print a JSON array.
