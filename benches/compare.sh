@@ -184,7 +184,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$WORK/logs" "$WORK/tmp"
-# sqlseal verify writes its temporary image here, on the same disk as the rest.
+# Temporary files of the tools under test go here, on the same disk as the rest.
 export TMPDIR=$WORK/tmp
 RESULTS=$WORK/results.tsv # size name run wall_us rss_kib out_bytes busy_pct cpu_ms
 FACTS=$WORK/facts.tsv     # size key value  (size "-" for the machine)
@@ -345,7 +345,10 @@ SQL
     bytes=$(stat -c %s "$db")
     while ((bytes < target)); do
         if ((rows == 0)); then
-            batch=200000
+            # A first batch well under the target (rows take ~170 bytes with the index).
+            batch=$((target / 400))
+            ((batch <= 200000)) || batch=200000
+            ((batch >= 1000)) || batch=1000
         else
             # Enough rows to reach the target at the bytes per row so far.
             batch=$(((target - bytes) * rows / bytes + 1000))

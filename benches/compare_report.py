@@ -66,6 +66,10 @@ def median(runs):
     return statistics.median(r[0] for r in runs)
 
 
+def fastest(runs):
+    return min(r[0] for r in runs)
+
+
 def mib(n):
     return n / (1024 * 1024)
 
@@ -122,36 +126,46 @@ def targets(results, facts, sizes):
     def have(size, *names):
         return all((size, n) in results for n in names)
 
+    def verdict(ratio, limit):
+        return "met" if ratio <= limit else "**missed**"
+
     for size in sizes:
         if have(size, "create_dbpage", "script_backup"):
-            ratio = median(results[(size, "create_dbpage")]) / median(results[(size, "script_backup")])
-            ok = ratio <= CREATE_RATIO_MAX
-            aim = ratio <= CREATE_RATIO_AIM
+            create, script = results[(size, "create_dbpage")], results[(size, "script_backup")]
+            ratio = median(create) / median(script)
+            quick = fastest(create) / fastest(script)
             scope = "the target" if size == 1024 else "target set for 1 GiB"
-            result = ("met" if ok else "**missed**") + (", aim met" if aim else ", aim not met")
+            result = f"{verdict(ratio, CREATE_RATIO_MAX)}, aim {verdict(ratio, CREATE_RATIO_AIM)}"
+            if verdict(quick, CREATE_RATIO_AIM) != verdict(ratio, CREATE_RATIO_AIM):
+                result += f" (fastest runs: aim {verdict(quick, CREATE_RATIO_AIM)})"
+            extra = ""
             if have(size, "script_backup_sync"):
-                synced = median(results[(size, "create_dbpage")]) / median(results[(size, "script_backup_sync")])
+                synced = median(create) / median(results[(size, "script_backup_sync")])
                 extra = f"; {synced:.2f}x the script with `sync`"
-            else:
-                extra = ""
             lines.append(
                 f"| `create --method dbpage` ≤ {CREATE_RATIO_MAX}x the operator script "
                 f"(aim {CREATE_RATIO_AIM}x; {scope}) | {size_label(size)} | "
-                f"{median(results[(size, 'create_dbpage')]):.2f} s / "
-                f"{median(results[(size, 'script_backup')]):.2f} s = **{ratio:.2f}x**{extra} | {result} |"
+                f"medians {median(create):.2f} s / {median(script):.2f} s = **{ratio:.2f}x**; "
+                f"fastest runs {fastest(create):.2f} s / {fastest(script):.2f} s = {quick:.2f}x{extra} | "
+                f"{result} |"
             )
     for size in sizes:
         if have(size, "restore", "script_restore", "integrity_check"):
-            restore = median(results[(size, "restore")])
-            budget = median(results[(size, "script_restore")]) + median(results[(size, "integrity_check")])
+            restore = results[(size, "restore")]
+            decrypt, check = results[(size, "script_restore")], results[(size, "integrity_check")]
+            budget = median(decrypt) + median(check)
+            quick = fastest(restore) / (fastest(decrypt) + fastest(check))
             extra = ""
             if have(size, "script_restore_sync"):
-                synced = median(results[(size, "script_restore_sync")]) + median(results[(size, "integrity_check")])
+                synced = median(results[(size, "script_restore_sync")]) + median(check)
                 extra = f"; with `sync`: {synced:.2f} s"
+            result = verdict(median(restore) / budget, 1.0)
+            if verdict(quick, 1.0) != result:
+                result += f" (fastest runs: {verdict(quick, 1.0)})"
             lines.append(
                 f"| `restore` ≤ operator decrypt+decompress + integrity_check | {size_label(size)} | "
-                f"{restore:.2f} s vs {budget:.2f} s (**{restore / budget:.2f}x**){extra} | "
-                f"{'met' if restore <= budget else '**missed**'} |"
+                f"medians {median(restore):.2f} s vs {budget:.2f} s (**{median(restore) / budget:.2f}x**){extra}; "
+                f"fastest runs {quick:.2f}x | {result} |"
             )
     for size in sizes:
         peaks = [(max(r[1] for r in results[(size, n)]), n) for n in SQLSEAL if (size, n) in results]
