@@ -28,6 +28,22 @@ pub(crate) enum PipelineError {
     Cancelled,
 }
 
+/// Adds the backup's name to a pipeline failure.
+pub(crate) fn pipeline_error(backup: &str, e: PipelineError) -> EngineError {
+    match e {
+        PipelineError::Input(e) => *e,
+        PipelineError::Format(source) => EngineError::Payload {
+            backup: backup.to_owned(),
+            source,
+        },
+        PipelineError::Output(e) => EngineError::Write {
+            backup: backup.to_owned(),
+            source: e.into(),
+        },
+        PipelineError::Cancelled => EngineError::Cancelled,
+    }
+}
+
 /// How many chunks may wait in each queue per worker.
 const QUEUE_PER_WORKER: usize = 2;
 

@@ -1,0 +1,121 @@
+//! Restoring a backup to a database path.
+
+use std::path::{Path, PathBuf};
+
+use sqlseal_crypto::Keyring;
+use sqlseal_store::BackupStore;
+
+use crate::open::{io_err, restore_into_file};
+use crate::{CancelFlag, EngineError, Progress, VerifyOptions, VerifyReport};
+
+/// How to restore.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Restore over an existing database (moving its files aside first).
+    pub force: bool,
+    /// The checks and threads, as for verify.
+    pub verify: VerifyOptions,
+}
+
+/// What [`restore_backup`] did.
+#[derive(Clone, Debug)]
+pub struct RestoreReport {
+    /// The checks that passed.
+    pub verified: VerifyReport,
+    /// The restored database.
+    pub target: PathBuf,
+    /// Where the previous database files were moved, if any.
+    pub moved_aside: Vec<PathBuf>,
+}
+
+/// Restores `name` to `target`: writes the image to a temporary file
+/// beside it, checks it exactly as [`verify_backup`] does, sets 0600, and
+/// renames it into place. An existing target is refused unless `force`;
+/// with `force` it and its `-wal`/`-shm` files are first moved aside to
+/// `TARGET.pre-restore.<time>` (never deleted). On any failure the target
+/// is left as it was and no temporary file remains.
+pub fn restore_backup(
+    store: &dyn BackupStore,
+    name: &str,
+    keyring: &Keyring,
+    target: &Path,
+    options: &RestoreOptions,
+    cancel: &CancelFlag,
+    progress: &dyn Progress,
+) -> Result<RestoreReport, EngineError> {
+    let force = options.force;
+    let exists = target.symlink_metadata().is_ok();
+    if exists && !force {
+        return Err(EngineError::TargetExists(target.to_path_buf()));
+    }
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(EngineError::Io {
+            what: "restoring into",
+            path: parent,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "directory does not exist; create it first",
+            ),
+        });
+    }
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "database".into());
+    let prefix = format!(".{file_name}.sqlseal-restore-");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    let mut file = builder
+        .tempfile_in(&parent)
+        .map_err(io_err("creating a temporary file in", &parent))?;
+    let verified = restore_into_file(
+        store,
+        name,
+        keyring,
+        &mut file,
+        &options.verify,
+        cancel,
+        progress,
+    )?;
+    if cancel.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
+    let mut moved_aside = Vec::new();
+    if target.symlink_metadata().is_ok() {
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%S%.6fZ")
+            .to_string();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let from = PathBuf::from(format!("{}{suffix}", target.display()));
+            if from.symlink_metadata().is_err() {
+                continue;
+            }
+            let to = PathBuf::from(format!("{}.pre-restore.{stamp}{suffix}", target.display()));
+            std::fs::rename(&from, &to).map_err(io_err("moving aside", &from))?;
+            moved_aside.push(to);
+        }
+    }
+    file.persist_noclobber(target)
+        .map_err(|e| EngineError::Io {
+            what: "installing the restored database at",
+            path: target.to_path_buf(),
+            source: e.error,
+        })?;
+    if let Ok(dir) = std::fs::File::open(&parent) {
+        let _ = dir.sync_all();
+    }
+    Ok(RestoreReport {
+        verified,
+        target: target.to_path_buf(),
+        moved_aside,
+    })
+}
