@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = sqlseal_crypto::fuzzing::parse_header(data);
+    let _ = sqlseal_engine::fuzzing::parse_header(data);
 });

@@ -1,5 +1,5 @@
-//! `open_container` on arbitrary bytes with the fixed test keyring, reading
-//! the whole image; the image released must match the trailer.
+//! The engine's one reader on arbitrary bytes with the fixed test keyring,
+//! reading the whole image; the image released must match the trailer.
 
 #![no_main]
 
@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use sqlseal_crypto::Keyring;
-use sqlseal_crypto::fuzzing;
+use sqlseal_engine::fuzzing;
 
 static KEYRING: LazyLock<Keyring> = LazyLock::new(|| {
     let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/sqlseal-format/testdata/keys");

@@ -1,12 +1,15 @@
-//! Sealing and opening whole containers: a fresh data key wrapped to every
-//! recipient, the header signed and MACed, the payload sealed under the data
-//! key; and the reverse, with every check in a fixed order.
+//! Sealing containers: a fresh data key wrapped to every recipient, the
+//! header signed and MACed, the payload sealed under the data key and its
+//! transcript signed in the seal record; and the checks a reader runs on the
+//! header and on the seal, in a fixed order. (Opening a payload is the
+//! engine's job.)
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 use sqlseal_format::header::{encode_mac_input, encode_signed_part};
 use sqlseal_format::{
-    BackupId, DataKey, Header, KeyId, Metadata, PayloadReader, PayloadWriter, SALT_LEN,
+    BackupId, DataKey, Header, KeyId, Metadata, PayloadWriter, RecordedCheck, SALT_LEN, SealRecord,
+    Trailer, seal_message,
 };
 
 use crate::error::CryptoError;
@@ -104,6 +107,45 @@ impl Keyring {
         data_key.verify_header_mac(header)?;
         Ok(data_key)
     }
+
+    /// Checks a seal record: the header's signer must be trusted and its
+    /// signature must cover this exact header and a payload with this
+    /// [`PayloadDigest`](sqlseal_format::PayloadDigest). Call only after
+    /// every frame was read and authenticated.
+    pub fn verify_seal(
+        &self,
+        header: &Header,
+        payload_digest: &[u8; 32],
+        seal: &SealRecord,
+    ) -> Result<(), CryptoError> {
+        let signer = self
+            .trusted_signer(&header.signer)
+            .ok_or(CryptoError::UntrustedSigner {
+                key_id: header.signer,
+            })?;
+        let message = seal_message(&header.encode(), payload_digest, seal.check);
+        if !signer.verify(&message, &seal.signature) {
+            return Err(CryptoError::BadSeal {
+                key_id: header.signer,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Signs the seal record of a container whose header and payload are done.
+/// `signer` must be the header's signer.
+pub fn sign_seal(
+    signer: &P256Identity,
+    header: &Header,
+    payload_digest: &[u8; 32],
+    check: RecordedCheck,
+) -> SealRecord {
+    let message = seal_message(&header.encode(), payload_digest, check);
+    SealRecord {
+        check,
+        signature: signer.sign(&message),
+    }
 }
 
 fn join_ids(ids: impl Iterator<Item = KeyId>) -> String {
@@ -148,6 +190,37 @@ pub fn seal_header(
     Ok((header, data_key))
 }
 
+/// A container being written on one thread: write the image, then
+/// [`ContainerWriter::finish`] seals the final chunk and writes the signed
+/// seal record.
+pub struct ContainerWriter<W: Write> {
+    payload: PayloadWriter<W>,
+    header: Header,
+    signer: P256Identity,
+}
+
+impl<W: Write> ContainerWriter<W> {
+    /// Adds image bytes.
+    pub fn write_image(&mut self, data: &[u8]) -> Result<(), CryptoError> {
+        Ok(self.payload.write_image(data)?)
+    }
+
+    /// Seals the final chunk, signs and writes the seal record recording
+    /// `check`, and returns the output and the trailer.
+    pub fn finish(
+        self,
+        page_count: u64,
+        check: RecordedCheck,
+    ) -> Result<(W, Trailer), CryptoError> {
+        let (mut out, trailer, digest) = self.payload.finish(page_count)?;
+        let seal = sign_seal(&self.signer, &self.header, &digest, check);
+        out.write_all(&seal.encode())
+            .and_then(|()| out.flush())
+            .map_err(sqlseal_format::FormatError::from)?;
+        Ok((out, trailer))
+    }
+}
+
 /// Writes a header and starts the payload; write the image into the
 /// returned writer and call `finish`.
 pub fn seal_container<W: Write>(
@@ -155,23 +228,16 @@ pub fn seal_container<W: Write>(
     metadata: Metadata,
     recipients: &[&dyn Recipient],
     signer: &P256Identity,
-) -> Result<(Header, PayloadWriter<W>), CryptoError> {
+) -> Result<(Header, ContainerWriter<W>), CryptoError> {
     let (header, data_key) = seal_header(metadata, recipients, signer)?;
     out.write_all(&header.encode())
         .map_err(sqlseal_format::FormatError::from)?;
     let salt = random_bytes::<SALT_LEN>()?;
-    let writer = PayloadWriter::new(out, &data_key, salt, header.metadata.chunk_size)?;
+    let payload = PayloadWriter::new(out, &data_key, salt, header.metadata.chunk_size)?;
+    let writer = ContainerWriter {
+        payload,
+        header: header.clone(),
+        signer: signer.clone(),
+    };
     Ok((header, writer))
-}
-
-/// Parses and authenticates a header, and returns a reader of the
-/// authenticated image.
-pub fn open_container<R: BufRead>(
-    mut input: R,
-    keyring: &Keyring,
-) -> Result<(Header, PayloadReader<R>), CryptoError> {
-    let header = Header::parse(&mut input)?;
-    let data_key = keyring.open_header(&header)?;
-    let reader = PayloadReader::new(input, &data_key, header.metadata.chunk_size)?;
-    Ok((header, reader))
 }

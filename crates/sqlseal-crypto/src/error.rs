@@ -68,6 +68,15 @@ pub enum CryptoError {
         /// The signer's key id.
         key_id: KeyId,
     },
+    /// The seal record's signature does not verify: the payload is not the
+    /// one the signer wrote.
+    #[error(
+        "the seal by key {key_id} does not verify: the payload was replaced or edited after it was signed"
+    )]
+    BadSeal {
+        /// The signer's key id.
+        key_id: KeyId,
+    },
     /// A container-level error (header MAC, payload).
     #[error(transparent)]
     Format(#[from] FormatError),

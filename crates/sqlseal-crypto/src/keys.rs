@@ -18,7 +18,7 @@ use crate::error::CryptoError;
 /// Stanza type of HPKE-wrapped data keys for P-256 keys.
 pub const STANZA_KIND: &str = "p256-hpke";
 /// HPKE `info`: binds the format version and the stanza type.
-pub const HPKE_INFO: &[u8] = b"sqlseal/v1 p256-hpke";
+pub const HPKE_INFO: &[u8] = b"sqlseal/v2 p256-hpke";
 /// Length of an HPKE encapsulated key (uncompressed P-256 point).
 pub const ENC_LEN: usize = 65;
 /// Length of the wrapped data key (32 bytes plus a 16-byte tag).

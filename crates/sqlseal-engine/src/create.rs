@@ -3,9 +3,11 @@
 use std::io::Write;
 use std::time::Instant;
 
-use sqlseal_crypto::{Recipient, random_backup_id, random_bytes};
+use sqlseal_crypto::{Recipient, random_backup_id, random_bytes, sign_seal};
 use sqlseal_format::header::sanitize_database_name;
-use sqlseal_format::{ChunkCipher, Compression, CreatedAt, Metadata, SALT_LEN};
+use sqlseal_format::{
+    ChunkCipher, Compression, CreatedAt, Metadata, PayloadDigest, RecordedCheck, SALT_LEN,
+};
 use sqlseal_source::SnapshotSource;
 use sqlseal_store::BackupStore;
 
@@ -102,10 +104,11 @@ pub fn create_backup(
     drop(data_key);
     progress.start(info.image_len());
     let blocks = std::iter::from_fn(|| snapshot.next_block()).map(|b| b.map_err(EngineError::from));
-    let trailer = pipeline::seal_stream(
+    let (trailer, payload_digest) = pipeline::seal_stream(
         blocks,
         &cipher,
         info.page_count,
+        PayloadDigest::new(&salt),
         &mut out,
         options.threads,
         cancel,
@@ -123,6 +126,14 @@ pub fn create_backup(
             ),
         });
     }
+    // The seal: the signer's commitment to this exact header and payload.
+    let seal = sign_seal(
+        &options.signer,
+        &header,
+        &payload_digest,
+        RecordedCheck::None,
+    );
+    out.write_all(&seal.encode()).map_err(write_err)?;
     let size = out.written;
     out.inner.finish()?;
     Ok(BackupReport {
@@ -134,4 +145,3 @@ pub fn create_backup(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
-

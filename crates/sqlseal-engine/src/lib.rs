@@ -41,6 +41,8 @@
 
 mod create;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod list;
 mod open;
 mod pipeline;
@@ -51,12 +53,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlseal_crypto::{P256Identity, P256Recipient};
-use sqlseal_format::{CreatedAt, DEFAULT_CHUNK_SIZE, Header, Trailer};
+use sqlseal_format::{CreatedAt, DEFAULT_CHUNK_SIZE, Header, RecordedCheck, Trailer};
 
 pub use create::{backup_name, create_backup};
 pub use error::EngineError;
 pub use list::{ListedBackup, inspect_backup, latest_backup, list_backups};
-pub use open::verify_backup;
+pub use open::{Opened, open_container, verify_backup};
 pub use restore::{RestoreOptions, RestoreReport, restore_backup};
 
 /// Raised to stop an operation at the next chunk boundary. Clones share one flag.
@@ -178,7 +180,10 @@ pub struct VerifyReport {
     pub header: Header,
     /// Its authenticated trailer, matched against the image.
     pub trailer: Trailer,
+    /// The integrity check the writer recorded in the signed seal.
+    pub recorded_check: RecordedCheck,
+    /// Whether `PRAGMA integrity_check` ran on the image here.
+    pub integrity_checked: bool,
     /// Seconds the whole operation took.
     pub seconds: f64,
 }
-

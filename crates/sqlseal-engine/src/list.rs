@@ -60,4 +60,3 @@ pub fn latest_backup(store: &dyn BackupStore) -> Result<String, EngineError> {
         .map(|b| b.entry.name)
         .ok_or_else(|| EngineError::NoBackups(store.location()))
 }
-

@@ -1,20 +1,100 @@
 //! Opening a backup: the one reader of a payload, and verify.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
 use sqlseal_crypto::Keyring;
-use sqlseal_format::{ChunkCipher, FrameReader, Header, Trailer};
+use sqlseal_format::payload::read_salt;
+use sqlseal_format::{
+    ChunkCipher, DataKey, FrameReader, Header, PayloadDigest, RecordedCheck, Trailer,
+};
 use sqlseal_source::check_integrity;
 use sqlseal_store::BackupStore;
 
-use crate::pipeline::{self, pipeline_error};
+use crate::pipeline::{self, OpenedPayload, PipelineError, pipeline_error};
 use crate::{CancelFlag, EngineError, Progress, VerifyOptions, VerifyReport};
 
-/// Opens `name`, checks everything, and writes the image to `out`; the
-/// caller must not use the image unless this returns `Ok`.
-fn open_into(
+/// What a full read of a backup proved: every field here is authenticated.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    /// The header (signature and MAC verified).
+    pub header: Header,
+    /// The trailer, matched against the image read.
+    pub trailer: Trailer,
+    /// The integrity check the writer recorded in the seal.
+    pub recorded_check: RecordedCheck,
+}
+
+/// The one reader of a container: parses and authenticates the header,
+/// opens every frame on `threads` cores writing the image to `out` in order,
+/// checks the trailer, and verifies the seal record's signature over the
+/// exact header and payload read. `name` labels errors. The caller must not
+/// use what was written to `out` unless this returns `Ok`.
+pub fn open_container(
+    name: &str,
+    input: impl Read + Send,
+    keyring: &Keyring,
+    out: &mut dyn Write,
+    threads: usize,
+    cancel: &CancelFlag,
+    progress: &dyn Progress,
+) -> Result<Opened, EngineError> {
+    let open_err = |source: sqlseal_crypto::CryptoError| EngineError::Open {
+        backup: name.to_owned(),
+        source,
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let header = Header::parse(&mut reader).map_err(|e| open_err(e.into()))?;
+    let data_key = keyring.open_header(&header).map_err(open_err)?;
+    let opened = open_payload(
+        reader,
+        &data_key,
+        header.metadata.chunk_size,
+        out,
+        threads,
+        cancel,
+        progress,
+    );
+    drop(data_key);
+    let opened = opened.map_err(|e| pipeline_error(name, e))?;
+    keyring
+        .verify_seal(&header, &opened.payload_digest, &opened.seal)
+        .map_err(open_err)?;
+    Ok(Opened {
+        header,
+        trailer: opened.trailer,
+        recorded_check: opened.seal.check,
+    })
+}
+
+/// Opens the payload that follows a header (salt, frames, seal record)
+/// under `data_key`; the seal's signature is left to the caller.
+pub(crate) fn open_payload<R: Read + Send>(
+    mut reader: R,
+    data_key: &DataKey,
+    chunk_size: u32,
+    out: &mut dyn Write,
+    threads: usize,
+    cancel: &CancelFlag,
+    progress: &dyn Progress,
+) -> Result<OpenedPayload, PipelineError> {
+    let salt = read_salt(&mut reader).map_err(PipelineError::Format)?;
+    let cipher = ChunkCipher::new(data_key, &salt, chunk_size).map_err(PipelineError::Format)?;
+    let frames = FrameReader::new(reader, chunk_size).map_err(PipelineError::Format)?;
+    pipeline::open_stream(
+        frames,
+        &cipher,
+        PayloadDigest::new(&salt),
+        out,
+        threads,
+        cancel,
+        progress,
+    )
+}
+
+/// Opens backup `name` of `store` (see [`open_container`]).
+fn open_stored(
     store: &dyn BackupStore,
     name: &str,
     keyring: &Keyring,
@@ -22,39 +102,28 @@ fn open_into(
     threads: usize,
     cancel: &CancelFlag,
     progress: &dyn Progress,
-) -> Result<(Header, Trailer), EngineError> {
-    let open_err = |source: sqlseal_crypto::CryptoError| EngineError::Open {
-        backup: name.to_owned(),
-        source,
-    };
-    let payload_err = |source| EngineError::Payload {
-        backup: name.to_owned(),
-        source,
-    };
-    let mut reader = BufReader::with_capacity(1 << 20, store.open(name)?);
-    let header = Header::parse(&mut reader).map_err(|e| open_err(e.into()))?;
-    let data_key = keyring.open_header(&header).map_err(open_err)?;
-    let salt = sqlseal_format::payload::read_salt(&mut reader).map_err(payload_err)?;
-    let chunk_size = header.metadata.chunk_size;
-    let cipher = ChunkCipher::new(&data_key, &salt, chunk_size).map_err(payload_err)?;
-    drop(data_key);
-    let frames = FrameReader::new(reader, chunk_size).map_err(payload_err)?;
-    let trailer = pipeline::open_stream(frames, &cipher, out, threads, cancel, progress)
-        .map_err(|e| pipeline_error(name, e))?;
-    let expected = trailer.page_count * u64::from(header.metadata.page_size);
-    if trailer.db_len != expected {
+) -> Result<Opened, EngineError> {
+    let input = store.open(name)?;
+    let opened = open_container(name, input, keyring, out, threads, cancel, progress)?;
+    // The format allows any image; a database image is whole pages.
+    let trailer = &opened.trailer;
+    let page_size = u64::from(opened.header.metadata.page_size);
+    if trailer.page_count.checked_mul(page_size) != Some(trailer.db_len) {
         return Err(EngineError::Inconsistent {
             backup: name.to_owned(),
             reason: format!(
                 "the image holds {} bytes but {} pages of {} bytes were stated",
-                trailer.db_len, trailer.page_count, header.metadata.page_size
+                trailer.db_len, trailer.page_count, page_size
             ),
         });
     }
-    Ok((header, trailer))
+    Ok(opened)
 }
 
-pub(crate) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError {
+pub(crate) fn io_err(
+    what: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> EngineError {
     let path = path.to_path_buf();
     move |source| EngineError::Io { what, path, source }
 }
@@ -71,9 +140,9 @@ pub(crate) fn restore_into_file(
 ) -> Result<VerifyReport, EngineError> {
     let started = Instant::now();
     let path = file.path().to_path_buf();
-    let (header, trailer) = {
+    let opened = {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file.as_file_mut());
-        let opened = open_into(
+        let opened = open_stored(
             store,
             name,
             keyring,
@@ -81,7 +150,19 @@ pub(crate) fn restore_into_file(
             options.threads,
             cancel,
             progress,
-        )?;
+        )
+        .map_err(|e| match e {
+            // A failed write is about the file written, not the backup.
+            EngineError::Write {
+                source: sqlseal_format::FormatError::Io(source),
+                ..
+            } => EngineError::Io {
+                what: "writing",
+                path: path.clone(),
+                source,
+            },
+            other => other,
+        })?;
         out.flush().map_err(io_err("writing", &path))?;
         opened
     };
@@ -96,15 +177,19 @@ pub(crate) fn restore_into_file(
     }
     Ok(VerifyReport {
         name: name.to_owned(),
-        header,
-        trailer,
+        header: opened.header,
+        trailer: opened.trailer,
+        recorded_check: opened.recorded_check,
+        integrity_checked: options.integrity_check,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
 /// Checks everything about a backup: signer trusted, header MAC, every
-/// chunk authenticated and decompressed, trailer length and SHA-256, and
-/// `PRAGMA integrity_check` on the image in a temporary file (deleted after).
+/// chunk authenticated and decompressed, trailer length and SHA-256, the
+/// seal, and (with `integrity_check`) `PRAGMA integrity_check` on the image
+/// in a private temporary file (deleted after). Without `integrity_check`
+/// the image is hashed in memory and never written anywhere.
 pub fn verify_backup(
     store: &dyn BackupStore,
     name: &str,
@@ -113,6 +198,26 @@ pub fn verify_backup(
     cancel: &CancelFlag,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, EngineError> {
+    if !options.integrity_check {
+        let started = Instant::now();
+        let opened = open_stored(
+            store,
+            name,
+            keyring,
+            &mut std::io::sink(),
+            options.threads,
+            cancel,
+            progress,
+        )?;
+        return Ok(VerifyReport {
+            name: name.to_owned(),
+            header: opened.header,
+            trailer: opened.trailer,
+            recorded_check: opened.recorded_check,
+            integrity_checked: false,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
     let temp_dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
     let mut file = tempfile::Builder::new()
         .prefix(".sqlseal-verify-")
@@ -120,4 +225,3 @@ pub fn verify_backup(
         .map_err(io_err("creating a temporary file in", &temp_dir))?;
     restore_into_file(store, name, keyring, &mut file, options, cancel, progress)
 }
-

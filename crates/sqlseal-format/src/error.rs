@@ -16,13 +16,18 @@ pub enum FormatError {
     #[error("the file is empty, not a sqlseal backup")]
     Empty,
     /// The first line is not a sqlseal magic line.
-    #[error("not a sqlseal backup: the first line is not `sqlseal/v1`")]
+    #[error("not a sqlseal backup: the first line is not `sqlseal/v2`")]
     NotSqlseal,
     /// The file is a sqlseal backup of a version this reader does not know.
     #[error(
-        "unsupported sqlseal format version `{0}`: this reader understands sqlseal/v1 only; upgrade sqlseal"
+        "unsupported sqlseal format version `{0}`: this reader understands sqlseal/v2 only; upgrade sqlseal"
     )]
     UnsupportedVersion(String),
+    /// The file is a sqlseal/v1 backup, which this reader refuses.
+    #[error(
+        "this is a sqlseal/v1 backup, which this sqlseal does not open: v1 does not seal its payload against recipient-key holders; restore it with the sqlseal release that wrote it, then make a new backup"
+    )]
+    VersionOne,
     /// The header's lines end in CRLF: the file was converted as text.
     #[error(
         "header lines end in CRLF: the backup was converted as a text file; copy it in binary mode"
@@ -32,13 +37,13 @@ pub enum FormatError {
     #[error("truncated header: the file ends before the header's `mac:` line")]
     HeaderTruncated,
     /// The header is longer than any valid header can be.
-    #[error("header longer than {max} bytes: not a valid sqlseal/v1 header")]
+    #[error("header longer than {max} bytes: not a valid sqlseal/v2 header")]
     HeaderTooLong {
         /// The limit.
         max: usize,
     },
     /// A header line has a field name this version does not define.
-    #[error("header line {line}: unknown field `{field}` (sqlseal/v1 defines no such field)")]
+    #[error("header line {line}: unknown field `{field}` (sqlseal/v2 defines no such field)")]
     UnknownField {
         /// 1-based line number.
         line: usize,
@@ -128,14 +133,28 @@ pub enum FormatError {
         /// The stated raw length.
         expected: u32,
     },
-    /// A second final chunk follows the final chunk.
+    /// A second final chunk follows the final chunk (where the seal record belongs).
     #[error("a second final chunk follows final chunk {index}")]
     SecondFinal {
         /// Index of the first final chunk.
         index: u64,
     },
-    /// Bytes follow the final chunk.
-    #[error("unexpected data after final chunk {index}")]
+    /// The seal record comes where a chunk belongs: the final chunk is missing.
+    #[error(
+        "the seal record follows {chunks} chunk(s) without the final chunk: chunks were dropped"
+    )]
+    SealBeforeFinal {
+        /// Number of chunks read.
+        chunks: u64,
+    },
+    /// The file ends inside the seal record.
+    #[error("truncated payload: the file ends inside the seal record")]
+    SealTruncated,
+    /// The seal record is malformed.
+    #[error("malformed seal record: {0}")]
+    BadSeal(String),
+    /// Bytes follow the seal record.
+    #[error("unexpected data after the seal record (final chunk {index})")]
     TrailingData {
         /// Index of the final chunk.
         index: u64,

@@ -15,8 +15,8 @@ use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 
 use crate::error::{FormatError, Result};
 
-/// The first line of every v1 container.
-pub const MAGIC: &str = "sqlseal/v1";
+/// The first line of every v2 container.
+pub const MAGIC: &str = "sqlseal/v2";
 /// No valid header is longer than this many bytes.
 pub const MAX_HEADER_LEN: usize = 64 * 1024;
 /// At most this many recipient stanzas.
@@ -143,7 +143,7 @@ impl FromStr for CreatedAt {
     }
 }
 
-/// The compression applied to each chunk. v1 knows only lz4 blocks.
+/// The compression applied to each chunk. v2 knows only lz4 blocks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 #[non_exhaustive]
 pub enum Compression {
@@ -287,6 +287,9 @@ impl Header {
             if first.ends_with('\r') && first.starts_with("sqlseal/") {
                 return Err(FormatError::CrLf);
             }
+            if first == "sqlseal/v1" {
+                return Err(FormatError::VersionOne);
+            }
             if let Some(version) = first.strip_prefix("sqlseal/") {
                 return Err(FormatError::UnsupportedVersion(shorten(version)));
             }
@@ -309,7 +312,7 @@ impl Header {
             other => {
                 return Err(lines.invalid(
                     "compression",
-                    format!("`{}` is not supported (v1 knows `lz4`)", shorten(other)),
+                    format!("`{}` is not supported (v2 knows `lz4`)", shorten(other)),
                 ));
             }
         };
@@ -677,24 +680,25 @@ mod tests {
         assert_eq!(err(""), "the file is empty, not a sqlseal backup");
         assert_eq!(
             err("SQLite format 3\0"),
-            "not a sqlseal backup: the first line is not `sqlseal/v1`"
+            "not a sqlseal backup: the first line is not `sqlseal/v2`"
         );
-        assert!(err("sqlseal/v2\n").contains("unsupported sqlseal format version `v2`"));
-        assert!(err("sqlseal/v1\r\nid: 00\r\n").contains("CRLF"));
+        assert!(err("sqlseal/v3\n").contains("unsupported sqlseal format version `v3`"));
+        assert!(err("sqlseal/v1\nid: 00\n").starts_with("this is a sqlseal/v1 backup"));
+        assert!(err("sqlseal/v2\r\nid: 00\r\n").contains("CRLF"));
         assert!(CreatedAt::from_microsecond(CreatedAt::MIN_MICROSECOND - 1).is_none());
         assert_eq!(
-            err("sqlseal/v1\nid: 00"),
+            err("sqlseal/v2\nid: 00"),
             "truncated header: the file ends before the header's `mac:` line"
         );
         assert_eq!(
-            err("sqlseal/v1\ncolour: blue\n"),
-            "header line 2: unknown field `colour` (sqlseal/v1 defines no such field)"
+            err("sqlseal/v2\ncolour: blue\n"),
+            "header line 2: unknown field `colour` (sqlseal/v2 defines no such field)"
         );
         assert_eq!(
-            err("sqlseal/v1\ncreated: x\n"),
+            err("sqlseal/v2\ncreated: x\n"),
             "header line 2: expected `id:`, found `created`"
         );
-        assert!(err("sqlseal/v1\nid: 0011\n").contains("invalid `id` value"));
+        assert!(err("sqlseal/v2\nid: 0011\n").contains("invalid `id` value"));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! [`Trailer`]. The pieces are separate so that the engine can seal and open
 //! independent chunks on several cores: [`ChunkCipher`] is `Sync` and
 //! stateless, [`FrameReader`] and [`ImageDigest`] are the sequential parts.
-//! [`PayloadWriter`] and [`PayloadReader`] compose them for one thread.
+//! [`PayloadWriter`] composes them to seal on one thread. Opening a payload
+//! is the engine's job: it runs the one reader, on several cores.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -22,6 +23,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{FormatError, Result};
 use crate::header::{Header, MAC_LEN, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use crate::seal::{PayloadDigest, SEAL_LEN, SEAL_MAGIC, SealRecord, frame_digest};
 
 /// Length of the random salt that starts the payload.
 pub const SALT_LEN: usize = 32;
@@ -36,8 +38,8 @@ pub const FLAG_FINAL: u8 = 0x01;
 /// Frame flag: the chunk body is stored, not LZ4-compressed.
 pub const FLAG_STORED: u8 = 0x02;
 
-const PAYLOAD_INFO: &[u8] = b"sqlseal/v1 payload";
-const HEADER_MAC_INFO: &[u8] = b"sqlseal/v1 header mac";
+const PAYLOAD_INFO: &[u8] = b"sqlseal/v2 payload";
+const HEADER_MAC_INFO: &[u8] = b"sqlseal/v2 header mac";
 
 /// The random 32-byte key of one backup. Zeroized on drop; its `Debug`
 /// output hides the bytes.
@@ -421,26 +423,26 @@ impl<R: Read> FrameReader<R> {
     }
 
     /// Reads the next frame's sealed body into `sealed` (replacing its
-    /// contents) and returns its header; `None` after the final chunk when
-    /// the input ends there.
+    /// contents) and returns its header; `None` once the final frame was
+    /// read (the seal record follows: [`FrameReader::read_seal`]).
     pub fn next_frame(&mut self, sealed: &mut Vec<u8>) -> Result<Option<FrameHeader>> {
+        if self.final_index.is_some() {
+            return Ok(None);
+        }
         let mut raw = [0u8; FRAME_HEADER_LEN];
         let n = read_full(&mut self.reader, &mut raw)?;
-        if let Some(index) = self.final_index {
-            if n == 0 {
-                return Ok(None);
-            }
-            if n == FRAME_HEADER_LEN && FrameHeader::decode(&raw).is_final() {
-                return Err(FormatError::SecondFinal { index });
-            }
-            return Err(FormatError::TrailingData { index });
-        }
         let index = self.next_index;
         if n == 0 {
             return Err(FormatError::MissingFinal { chunks: index });
         }
         if n < FRAME_HEADER_LEN {
             return Err(FormatError::ChunkTruncated { index });
+        }
+        if raw[..4] == SEAL_MAGIC {
+            // No frame index starts with these bytes (it would be above
+            // 6 * 10^18): this is the seal record, and the final chunk is
+            // missing.
+            return Err(FormatError::SealBeforeFinal { chunks: index });
         }
         let header = FrameHeader::decode(&raw);
         if header.index < index {
@@ -483,6 +485,32 @@ impl<R: Read> FrameReader<R> {
         }
         self.next_index += 1;
         Ok(Some(header))
+    }
+
+    /// Reads the seal record that follows the final frame and checks that
+    /// the input ends right after it. Call only after the final frame.
+    pub fn read_seal(&mut self) -> Result<SealRecord> {
+        let Some(index) = self.final_index else {
+            return Err(FormatError::MissingFinal {
+                chunks: self.next_index,
+            });
+        };
+        let mut raw = [0u8; SEAL_LEN];
+        let n = read_full(&mut self.reader, &mut raw)?;
+        let mut frame = [0u8; FRAME_HEADER_LEN];
+        frame.copy_from_slice(&raw[..FRAME_HEADER_LEN]);
+        let second = FrameHeader::decode(&frame);
+        if n >= FRAME_HEADER_LEN && second.is_final() && second.index <= index.saturating_add(1) {
+            return Err(FormatError::SecondFinal { index });
+        }
+        if n != SEAL_LEN {
+            return Err(FormatError::SealTruncated);
+        }
+        let mut more = [0u8; 1];
+        if read_full(&mut self.reader, &mut more)? != 0 {
+            return Err(FormatError::TrailingData { index });
+        }
+        SealRecord::decode(&raw)
     }
 
     /// Gives back the underlying reader.
@@ -555,6 +583,7 @@ pub struct PayloadWriter<W: Write> {
     frame: Vec<u8>,
     index: u64,
     digest: ImageDigest,
+    payload: PayloadDigest,
 }
 
 impl<W: Write> PayloadWriter<W> {
@@ -574,6 +603,7 @@ impl<W: Write> PayloadWriter<W> {
             frame: Vec::with_capacity(max_sealed_len(chunk_size) + FRAME_HEADER_LEN),
             index: 0,
             digest: ImageDigest::new(),
+            payload: PayloadDigest::new(&salt),
         })
     }
 
@@ -581,6 +611,7 @@ impl<W: Write> PayloadWriter<W> {
         self.frame.clear();
         self.cipher
             .seal(self.index, &self.pending, trailer, &mut self.frame)?;
+        self.payload.add_frame(&frame_digest_of(&self.frame));
         self.out.write_all(&self.frame)?;
         self.pending.clear();
         self.index += 1;
@@ -602,12 +633,14 @@ impl<W: Write> PayloadWriter<W> {
         Ok(())
     }
 
-    /// Seals the final chunk with the trailer and flushes.
-    pub fn finish(mut self, page_count: u64) -> Result<(W, Trailer)> {
+    /// Seals the final chunk with the trailer and flushes. Returns the
+    /// output, the trailer, and the [`PayloadDigest`] of everything written
+    /// (for the seal record, which the caller signs and writes next).
+    pub fn finish(mut self, page_count: u64) -> Result<(W, Trailer, [u8; 32])> {
         let trailer = std::mem::take(&mut self.digest).trailer(page_count);
         self.seal_pending(Some(&trailer))?;
         self.out.flush()?;
-        Ok((self.out, trailer))
+        Ok((self.out, trailer, self.payload.finish()))
     }
 }
 
@@ -622,97 +655,19 @@ impl<W: Write> Write for PayloadWriter<W> {
     }
 }
 
+/// The [`frame_digest`] of an encoded frame (header, then sealed body).
+pub fn frame_digest_of(frame: &[u8]) -> [u8; 32] {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    let split = frame.len().min(FRAME_HEADER_LEN);
+    header[..split].copy_from_slice(&frame[..split]);
+    frame_digest(&header, &frame[split..])
+}
+
 /// Turns a format error into an `io::Error` that keeps it as its source.
 pub fn into_io(e: FormatError) -> io::Error {
     match e {
         FormatError::Io(e) => e,
         other => io::Error::new(io::ErrorKind::InvalidData, other),
-    }
-}
-
-/// Reads a payload on one thread, handing out only authenticated bytes.
-///
-/// The final chunk is released only after the trailer matched and the end of
-/// the input was confirmed.
-pub struct PayloadReader<R: Read> {
-    frames: FrameReader<R>,
-    cipher: ChunkCipher,
-    digest: ImageDigest,
-    sealed: Vec<u8>,
-    chunk: Vec<u8>,
-    pos: usize,
-    trailer: Option<Trailer>,
-}
-
-impl<R: Read> PayloadReader<R> {
-    /// Reads the salt and derives the payload key.
-    pub fn new(mut reader: R, data_key: &DataKey, chunk_size: u32) -> Result<Self> {
-        let salt = read_salt(&mut reader)?;
-        Ok(PayloadReader {
-            cipher: ChunkCipher::new(data_key, &salt, chunk_size)?,
-            frames: FrameReader::new(reader, chunk_size)?,
-            digest: ImageDigest::new(),
-            sealed: Vec::new(),
-            chunk: Vec::new(),
-            pos: 0,
-            trailer: None,
-        })
-    }
-
-    /// The next chunk of authenticated image bytes; `None` at the end.
-    pub fn next_chunk(&mut self) -> Result<Option<&[u8]>> {
-        if self.trailer.is_some() {
-            return Ok(None);
-        }
-        let Some(header) = self.frames.next_frame(&mut self.sealed)? else {
-            // FrameReader returns None only after a final frame, which sets the trailer.
-            return Ok(None);
-        };
-        let trailer = self
-            .cipher
-            .open(&header, &mut self.sealed, &mut self.chunk)?;
-        self.digest.update(&self.chunk);
-        if let Some(trailer) = trailer {
-            std::mem::take(&mut self.digest).check(&trailer)?;
-            if self.frames.next_frame(&mut self.sealed)?.is_some() {
-                // next_frame errors on anything after a final frame.
-                return Err(FormatError::TrailingData {
-                    index: header.index,
-                });
-            }
-            self.trailer = Some(trailer);
-        }
-        Ok(Some(&self.chunk))
-    }
-
-    /// The trailer, once the final chunk was read and checked.
-    pub fn trailer(&self) -> Option<&Trailer> {
-        self.trailer.as_ref()
-    }
-
-    /// Reads the rest of the payload into `out`, returning the trailer.
-    pub fn copy_to<W: Write>(mut self, out: &mut W) -> Result<Trailer> {
-        while let Some(chunk) = self.next_chunk()? {
-            out.write_all(chunk)?;
-        }
-        self.trailer.ok_or(FormatError::MissingFinal { chunks: 0 })
-    }
-}
-
-impl<R: Read> Read for PayloadReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            self.pos = 0;
-            self.chunk.clear();
-            match self.next_chunk().map_err(into_io)? {
-                Some(_) => {}
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 
@@ -731,64 +686,7 @@ mod tests {
         w.finish(3).expect("finish").0
     }
 
-    fn open_all(payload: &[u8], chunk_size: u32) -> Result<(Vec<u8>, Trailer)> {
-        let key = DataKey::from_bytes([7; 32]);
-        let r = PayloadReader::new(payload, &key, chunk_size)?;
-        let mut out = Vec::new();
-        let t = r.copy_to(&mut out)?;
-        Ok((out, t))
-    }
-
-    fn sizes() -> impl Strategy<Value = usize> {
-        let cs = CS as usize;
-        prop_oneof![
-            Just(0usize),
-            Just(1),
-            Just(cs),
-            Just(cs + 1),
-            Just(2 * cs),
-            Just(2 * cs + 1),
-            0..5 * cs,
-        ]
-    }
-
     proptest! {
-        #[test]
-        fn payload_round_trips(len in sizes(), seed in any::<u8>(), compressible in any::<bool>()) {
-            let data: Vec<u8> = (0..len)
-                .map(|i| if compressible { (i / 64) as u8 } else { (i as u8).wrapping_mul(seed | 1).wrapping_add((i >> 8) as u8) ^ seed })
-                .collect();
-            let sealed = seal_all(&data, CS);
-            let (out, trailer) = open_all(&sealed, CS).expect("opens");
-            prop_assert_eq!(&out, &data);
-            prop_assert_eq!(trailer.db_len, len as u64);
-            prop_assert_eq!(trailer.page_count, 3);
-            let chunks = len.div_ceil(CS as usize).max(1);
-            let expected: usize = chunks; // count frames
-            let mut frames = FrameReader::new(&sealed[SALT_LEN..], CS).expect("reader");
-            let mut n = 0;
-            let mut buf = Vec::new();
-            while frames.next_frame(&mut buf).expect("frame").is_some() { n += 1; }
-            prop_assert_eq!(n, expected);
-        }
-
-        #[test]
-        fn any_truncation_is_refused(len in sizes(), cut in any::<prop::sample::Index>()) {
-            let data = vec![5u8; len];
-            let sealed = seal_all(&data, CS);
-            let cut = cut.index(sealed.len());
-            prop_assert!(open_all(&sealed[..cut], CS).is_err());
-        }
-
-        #[test]
-        fn any_bit_flip_is_refused(len in sizes(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
-            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let mut sealed = seal_all(&data, CS);
-            let at = at.index(sealed.len());
-            sealed[at] ^= 1 << bit;
-            prop_assert!(open_all(&sealed, CS).is_err());
-        }
-
         #[test]
         fn frame_header_round_trips(index in any::<u64>(), flags in any::<u8>(), raw in any::<u32>(), sealed in any::<u32>()) {
             let h = FrameHeader { index, flags, raw_len: raw, sealed_len: sealed };
@@ -817,98 +715,51 @@ mod tests {
         }
     }
 
-    fn frames(payload: &[u8]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut rest = &payload[SALT_LEN..];
-        while !rest.is_empty() {
-            let h = FrameHeader::decode(rest[..FRAME_HEADER_LEN].try_into().expect("17"));
-            let len = FRAME_HEADER_LEN + h.sealed_len as usize;
-            out.push(rest[..len].to_vec());
-            rest = &rest[len..];
-        }
-        out
-    }
-
-    fn reassemble(payload: &[u8], frames: &[Vec<u8>]) -> Vec<u8> {
-        let mut out = payload[..SALT_LEN].to_vec();
-        for f in frames {
-            out.extend_from_slice(f);
-        }
-        out
-    }
-
     #[test]
-    fn structural_attacks_get_distinct_errors() {
-        let data: Vec<u8> = (0..3 * CS as usize + 100)
-            .map(|i| (i % 251) as u8)
-            .collect();
-        let sealed = seal_all(&data, CS);
-        let f = frames(&sealed);
-        assert_eq!(f.len(), 4);
-        let err = |frames: &[Vec<u8>]| {
-            open_all(&reassemble(&sealed, frames), CS)
-                .expect_err("refused")
-                .to_string()
-        };
-
-        let swapped = [f[0].clone(), f[2].clone(), f[1].clone(), f[3].clone()];
-        assert_eq!(
-            err(&swapped),
-            "chunk 2 found where chunk 1 belongs: dropped or reordered chunk"
-        );
-        let dup = [
-            f[0].clone(),
-            f[0].clone(),
-            f[1].clone(),
-            f[2].clone(),
-            f[3].clone(),
-        ];
-        assert_eq!(
-            err(&dup),
-            "chunk 0 appears again where chunk 1 belongs: duplicated or reordered chunk"
-        );
-        let no_final = [f[0].clone(), f[1].clone(), f[2].clone()];
-        assert_eq!(
-            err(&no_final),
-            "truncated payload: the file ends after 3 chunk(s) without the final chunk"
-        );
-        let two_final = [
-            f[0].clone(),
-            f[1].clone(),
-            f[2].clone(),
-            f[3].clone(),
-            f[3].clone(),
-        ];
-        assert_eq!(
-            err(&two_final),
-            "a second final chunk follows final chunk 3"
-        );
-        let mut garbage = reassemble(&sealed, &f);
-        garbage.push(0);
-        assert_eq!(
-            open_all(&garbage, CS).expect_err("refused").to_string(),
-            "unexpected data after final chunk 3"
-        );
-        let mut flipped = f.clone();
-        flipped[1][FRAME_HEADER_LEN + 5] ^= 0x40;
-        assert_eq!(
-            err(&flipped),
-            "chunk 1 failed authentication: the backup is corrupted or was tampered with"
-        );
-        let mut cut = reassemble(&sealed, &f);
-        cut.truncate(cut.len() - 1);
-        assert_eq!(
-            open_all(&cut, CS).expect_err("refused").to_string(),
-            "truncated payload: the file ends inside chunk 3"
-        );
-    }
-
-    #[test]
-    fn wrong_key_fails_first_chunk() {
+    fn wrong_key_fails_authentication() {
         let sealed = seal_all(b"hello", CS);
-        let r = PayloadReader::new(&sealed[..], &DataKey::from_bytes([8; 32]), CS).expect("reader");
-        let e = r.copy_to(&mut Vec::new()).expect_err("wrong key");
+        let mut frames = FrameReader::new(&sealed[SALT_LEN..], CS).expect("frames");
+        let mut body = Vec::new();
+        let header = frames
+            .next_frame(&mut body)
+            .expect("frame")
+            .expect("one frame");
+        let cipher =
+            ChunkCipher::new(&DataKey::from_bytes([8; 32]), &[9; SALT_LEN], CS).expect("cipher");
+        let e = cipher
+            .open(&header, &mut body, &mut Vec::new())
+            .expect_err("wrong key");
         assert!(matches!(e, FormatError::ChunkAuth { index: 0 }));
+    }
+
+    #[test]
+    fn seal_record_must_end_the_payload() {
+        let sealed = seal_all(b"hello", CS);
+        let seal = crate::seal::SealRecord {
+            check: crate::RecordedCheck::None,
+            signature: [1; 64],
+        }
+        .encode();
+        let read = |tail: &[u8]| {
+            let mut bytes = sealed[SALT_LEN..].to_vec();
+            bytes.extend_from_slice(tail);
+            let mut frames = FrameReader::new(&bytes[..], CS).expect("frames");
+            let mut body = Vec::new();
+            assert!(frames.next_frame(&mut body).expect("frame").is_some());
+            assert!(frames.next_frame(&mut body).expect("end").is_none());
+            frames.read_seal().map_err(|e| e.to_string())
+        };
+        assert!(read(&seal).is_ok());
+        assert_eq!(
+            read(&seal[..10]).expect_err("short"),
+            "truncated payload: the file ends inside the seal record"
+        );
+        let mut longer = seal.to_vec();
+        longer.push(0);
+        assert_eq!(
+            read(&longer).expect_err("long"),
+            "unexpected data after the seal record (final chunk 0)"
+        );
     }
 
     #[test]

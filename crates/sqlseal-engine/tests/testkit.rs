@@ -19,12 +19,15 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use sqlseal_crypto::{
     CryptoError, Keyring, P256Identity, Recipient, load_identity_file, load_recipient_file,
-    open_container, random_backup_id, random_bytes, seal_container, seal_header,
+    random_backup_id, random_bytes, seal_container, seal_header, sign_seal,
 };
-use sqlseal_format::payload::{FLAG_FINAL, FLAG_STORED, FRAME_HEADER_LEN, TAG_LEN, TRAILER_LEN};
+use sqlseal_engine::{CancelFlag, NoProgress, open_container};
+use sqlseal_format::payload::{
+    FLAG_FINAL, FLAG_STORED, FRAME_HEADER_LEN, TAG_LEN, TRAILER_LEN, frame_digest_of,
+};
 use sqlseal_format::{
     ChunkCipher, Compression, CreatedAt, FormatError, FrameHeader, Header, ImageDigest, KeyId,
-    Metadata, PayloadWriter, SALT_LEN, Stanza, Trailer,
+    Metadata, PayloadDigest, PayloadWriter, RecordedCheck, SALT_LEN, SEAL_LEN, Stanza, Trailer,
 };
 
 /// The folder of vector files.
@@ -256,9 +259,24 @@ fn keyring_for(vector: &Vector) -> Result<Keyring, String> {
 /// Opens the container and reads the whole image: its length and SHA-256,
 /// or the error's one-line message.
 fn open_vector(container: &[u8], keyring: &Keyring) -> Result<(u64, [u8; 32]), String> {
-    let (_header, reader) = open_container(container, keyring).map_err(|e| e.to_string())?;
     let mut sink = HashSink::default();
-    let trailer = reader.copy_to(&mut sink).map_err(|e| e.to_string())?;
+    let trailer = open_container(
+        "vector",
+        container,
+        keyring,
+        &mut sink,
+        2,
+        &CancelFlag::new(),
+        &NoProgress,
+    )
+    .map_err(|e| match e {
+        // The vectors expect the container's own message, without the
+        // engine's "backup NAME: " prefix.
+        sqlseal_engine::EngineError::Open { source, .. } => source.to_string(),
+        sqlseal_engine::EngineError::Payload { source, .. } => source.to_string(),
+        other => other.to_string(),
+    })?
+    .trailer;
     let sha256: [u8; 32] = sink.sha.finalize().into();
     if trailer.db_len != sink.len || trailer.sha256 != sha256 {
         return Err(format!(
@@ -506,7 +524,7 @@ fn seal(meta: Metadata, to: &[&P256Identity], signer: &P256Identity, image: &[u8
         to.iter().map(|i| i.recipient() as &dyn Recipient).collect();
     let (_, mut writer) = seal_container(Vec::new(), meta, &recipients, signer).expect("seal");
     writer.write_image(image).expect("write image");
-    writer.finish(pages).expect("finish").0
+    writer.finish(pages, RecordedCheck::None).expect("finish").0
 }
 
 /// A container whose header is edited before it is signed and MACed again
@@ -523,7 +541,8 @@ fn seal_custom_header(keys: &Keys, image: &[u8], edit: impl FnOnce(&mut Header))
     let salt = random_bytes::<SALT_LEN>().expect("salt");
     let mut writer = PayloadWriter::new(&mut out, &data_key, salt, CS).expect("payload writer");
     writer.write_image(image).expect("write image");
-    writer.finish(pages).expect("finish");
+    let (_, _, digest) = writer.finish(pages).expect("finish");
+    out.extend_from_slice(&sign_seal(&keys.server, &header, &digest, RecordedCheck::None).encode());
     out
 }
 
@@ -536,9 +555,13 @@ fn seal_by_hand(keys: &Keys, frames: impl FnOnce(&ChunkCipher) -> Vec<Vec<u8>>) 
     let cipher = ChunkCipher::new(&data_key, &salt, CS).expect("cipher");
     let mut out = header.encode();
     out.extend_from_slice(&salt);
+    let mut digest = PayloadDigest::new(&salt);
     for frame in frames(&cipher) {
+        digest.add_frame(&frame_digest_of(&frame));
         out.extend_from_slice(&frame);
     }
+    let seal = sign_seal(&keys.server, &header, &digest.finish(), RecordedCheck::None);
+    out.extend_from_slice(&seal.encode());
     out
 }
 
@@ -556,13 +579,14 @@ fn trailer_of(image: &[u8]) -> Trailer {
     digest.trailer(page_count(image, 4096))
 }
 
-/// A container cut into header, salt and frames.
+/// A container cut into header, salt, frames and seal record.
 #[derive(Clone)]
 struct Parts {
     header: Header,
     header_bytes: Vec<u8>,
     salt: Vec<u8>,
     frames: Vec<Vec<u8>>,
+    seal: Vec<u8>,
 }
 
 impl Parts {
@@ -570,7 +594,8 @@ impl Parts {
         let mut rest = container;
         let header = Header::parse(&mut rest).expect("base header parses");
         let header_len = container.len() - rest.len();
-        let (salt, mut rest) = rest.split_at(SALT_LEN);
+        let (salt, rest) = rest.split_at(SALT_LEN);
+        let (mut rest, seal) = rest.split_at(rest.len() - SEAL_LEN);
         let mut frames = Vec::new();
         while !rest.is_empty() {
             let fh = FrameHeader::decode(rest[..FRAME_HEADER_LEN].try_into().expect("17 bytes"));
@@ -583,16 +608,18 @@ impl Parts {
             header_bytes: container[..header_len].to_vec(),
             salt: salt.to_vec(),
             frames,
+            seal: seal.to_vec(),
         }
     }
 
-    /// Header bytes, salt, then these frames.
+    /// Header bytes, salt, these frames, then the seal record.
     fn with_frames(&self, frames: &[&Vec<u8>]) -> Vec<u8> {
         let mut out = self.header_bytes.clone();
         out.extend_from_slice(&self.salt);
         for f in frames {
             out.extend_from_slice(f);
         }
+        out.extend_from_slice(&self.seal);
         out
     }
 
@@ -907,8 +934,8 @@ impl Generator {
             ),
             (
                 "header_unsupported_version",
-                p.edit_text("sqlseal/v1\n", "sqlseal/v2\n"),
-                FormatError::UnsupportedVersion("v2".into()).to_string(),
+                p.edit_text("sqlseal/v2\n", "sqlseal/v3\n"),
+                FormatError::UnsupportedVersion("v3".into()).to_string(),
                 "a future format version",
             ),
             (
@@ -919,7 +946,7 @@ impl Generator {
                     field: "comment".into(),
                 }
                 .to_string(),
-                "an extra line with a field name v1 does not define",
+                "an extra line with a field name v2 does not define",
             ),
             (
                 "header_compression_edited",
@@ -927,10 +954,10 @@ impl Generator {
                 FormatError::InvalidValue {
                     line: 7,
                     field: "compression",
-                    reason: "`lz5` is not supported (v1 knows `lz4`)".into(),
+                    reason: "`lz5` is not supported (v2 knows `lz4`)".into(),
                 }
                 .to_string(),
-                "compression edited to a value v1 does not know",
+                "compression edited to a value v2 does not know",
             ),
             (
                 "header_page_size_invalid",
@@ -1123,7 +1150,8 @@ impl Generator {
         assert_eq!(f[1][8], FLAG_STORED, "frame 1 is stored");
         assert_eq!(f[3][8] & FLAG_FINAL, FLAG_FINAL, "frame 3 is final");
         let h = p.header_bytes.len();
-        let end = base.len();
+        // The end of the final frame; the seal record follows.
+        let end = base.len() - SEAL_LEN;
         let k = &self.keys;
         let auth = |index| FormatError::ChunkAuth { index }.to_string();
         let bad_frame = |index, reason: &str| {
@@ -1176,6 +1204,34 @@ impl Generator {
             vec![seal_chunk(c, 0, &small, Some(&t))]
         });
 
+        // The forgery the seal stops: alice, a recipient, unwraps the data
+        // key from the genuine signed header and seals an image of her own
+        // under it, keeping the server's header and seal record.
+        let mut alice = Keyring::new();
+        alice.add_identity(k.alice.clone());
+        alice.trust(k.server.recipient().clone());
+        let data_key = alice
+            .open_header(&p.header)
+            .expect("alice opens the header");
+        let forged_image = text(3 * CSU + 100, 13);
+        let mut forged = p.header_bytes.clone();
+        let mut writer =
+            PayloadWriter::new(&mut forged, &data_key, [3; SALT_LEN], CS).expect("payload writer");
+        writer.write_image(&forged_image).expect("write");
+        let (_, _, forged_digest) = writer
+            .finish(page_count(&forged_image, 4096))
+            .expect("finish");
+        let mut forged_self_signed = forged.clone();
+        forged.extend_from_slice(&p.seal);
+        forged_self_signed.extend_from_slice(
+            &sign_seal(&k.alice, &p.header, &forged_digest, RecordedCheck::None).encode(),
+        );
+        let bad_seal = CryptoError::BadSeal {
+            key_id: k.server.key_id(),
+        }
+        .to_string();
+        let seal_at = base.len() - SEAL_LEN;
+
         let frames = |idx: &[usize]| p.with_frames(&idx.iter().map(|&i| &f[i]).collect::<Vec<_>>());
         let mut trailing_zeros = base.clone();
         trailing_zeros.extend_from_slice(&[0; 64]);
@@ -1183,6 +1239,64 @@ impl Generator {
         trailing_byte.push(0);
 
         let cases: Vec<(&str, Vec<u8>, String, &str)> = vec![
+            (
+                "payload_resealed_by_recipient",
+                forged,
+                bad_seal.clone(),
+                "a recipient's forgery: the genuine header and seal record around another image sealed under the unwrapped data key",
+            ),
+            (
+                "payload_resealed_by_recipient_self_signed",
+                forged_self_signed,
+                bad_seal.clone(),
+                "the same forgery with a seal record the recipient signed with her own key",
+            ),
+            (
+                "payload_seal_missing",
+                base[..seal_at].to_vec(),
+                FormatError::SealTruncated.to_string(),
+                "the file ends right after the final frame",
+            ),
+            (
+                "payload_seal_truncated",
+                base[..base.len() - 1].to_vec(),
+                FormatError::SealTruncated.to_string(),
+                "the file ends one byte before the end of the seal record",
+            ),
+            (
+                "payload_seal_signature_flipped",
+                flipped(base.clone(), seal_at + 8 + 40, 0x02),
+                bad_seal.clone(),
+                "one bit of the seal signature flipped",
+            ),
+            (
+                "payload_seal_check_edited",
+                flipped(base.clone(), seal_at + 4, 0x02),
+                bad_seal.clone(),
+                "the recorded check changed from none to full: it is signed",
+            ),
+            (
+                "payload_seal_magic_edited",
+                flipped(base.clone(), seal_at, 0x20),
+                FormatError::BadSeal("it does not start with `SEAL`".into()).to_string(),
+                "the seal record's magic edited",
+            ),
+            (
+                "payload_seal_reserved_set",
+                flipped(base.clone(), seal_at + 7, 0x01),
+                FormatError::BadSeal("reserved bytes are not zero".into()).to_string(),
+                "a reserved byte of the seal record set",
+            ),
+            (
+                "payload_seal_from_other_backup",
+                {
+                    let mut parts = p.clone();
+                    parts.seal = other.seal.clone();
+                    parts.join()
+                },
+                bad_seal,
+                "the seal record of another backup of the same image, by the same server",
+            ),
             (
                 "payload_missing",
                 base[..h].to_vec(),
@@ -1222,7 +1336,7 @@ impl Generator {
             (
                 "payload_final_chunk_dropped",
                 frames(&[0, 1, 2]),
-                FormatError::MissingFinal { chunks: 3 }.to_string(),
+                FormatError::SealBeforeFinal { chunks: 3 }.to_string(),
                 "the final chunk removed",
             ),
             (

@@ -8,21 +8,25 @@
 //! keyring reaches the same outcome as the vector's own keys.
 //!
 //! After adding vectors, write their seeds with
-//! `cargo test -p sqlseal-crypto --test fuzz_corpus -- --ignored write_missing_seeds`.
+//! `cargo test -p sqlseal-engine --test fuzz_corpus -- --ignored write_missing_seeds`.
 
 use std::collections::HashSet;
 use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use sqlseal_crypto::fuzzing::{fixed_keyring, open_container, parse_header};
 use sqlseal_crypto::{CryptoError, Keyring, load_identity_file, load_recipient_file};
+use sqlseal_engine::EngineError;
+use sqlseal_engine::fuzzing::{
+    FUZZ_CHUNK_SIZE, FUZZ_DATA_KEY, fixed_keyring, open_container, open_payload, parse_header,
+};
+use sqlseal_format::{DataKey, PayloadWriter, RecordedCheck, SALT_LEN, SealRecord};
 
 /// The checked-in corpus may not grow past this many bytes.
 const CORPUS_BUDGET: u64 = 400 * 1024;
 
 const WRITE_SEEDS: &str =
-    "cargo test -p sqlseal-crypto --test fuzz_corpus -- --ignored write_missing_seeds";
+    "cargo test -p sqlseal-engine --test fuzz_corpus -- --ignored write_missing_seeds";
 
 fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -125,9 +129,14 @@ enum Class {
     Failed(String),
 }
 
-fn variant(e: &CryptoError) -> String {
+fn variant(e: &EngineError) -> String {
     let debug = match e {
-        CryptoError::Format(inner) => format!("Format::{inner:?}"),
+        EngineError::Open {
+            source: CryptoError::Format(inner),
+            ..
+        } => format!("Format::{inner:?}"),
+        EngineError::Open { source, .. } => format!("{source:?}"),
+        EngineError::Payload { source, .. } => format!("Format::{source:?}"),
         other => format!("{other:?}"),
     };
     debug
@@ -214,6 +223,68 @@ fn corpus_replays_without_panics_and_matches_the_vectors() {
     );
 }
 
+/// Seeds for the `open_payload` target: payloads (salt, frames, seal
+/// record) sealed under the fixed fuzz data key, so the fuzzer starts from
+/// inputs that reach the frames, LZ4 and the trailer.
+fn payload_seeds() -> Vec<(String, Vec<u8>)> {
+    let key = DataKey::from_bytes(FUZZ_DATA_KEY);
+    let cs = FUZZ_CHUNK_SIZE as usize;
+    let text: Vec<u8> = (0..3 * cs + 100).map(|i| b"sqlite page "[i % 12]).collect();
+    let noise: Vec<u8> = (0..cs as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut mixed = text[..cs].to_vec();
+    mixed.extend_from_slice(&noise);
+    mixed.extend_from_slice(&[0; 100]);
+    [
+        ("payload_empty", Vec::new()),
+        ("payload_text", text),
+        ("payload_mixed", mixed),
+    ]
+    .into_iter()
+    .map(|(name, image)| {
+        let mut writer =
+            PayloadWriter::new(Vec::new(), &key, [1; SALT_LEN], FUZZ_CHUNK_SIZE).expect("writer");
+        writer.write_image(&image).expect("write");
+        let (mut payload, _, _) = writer.finish(1).expect("finish");
+        let seal = SealRecord {
+            check: RecordedCheck::None,
+            signature: [0; 64],
+        };
+        payload.extend_from_slice(&seal.encode());
+        (name.to_owned(), payload)
+    })
+    .collect()
+}
+
+#[test]
+fn payload_seeds_open_and_replay() {
+    let seeds = files(&corpus_dir("open_payload"));
+    assert!(
+        !seeds.is_empty(),
+        "the open_payload corpus is empty; run `{WRITE_SEEDS}`"
+    );
+    let mut failures = Vec::new();
+    for (name, seed) in &seeds {
+        match no_panic("open_payload", name, || open_payload(seed)) {
+            Err(e) => failures.push(e),
+            Ok(outcome) => {
+                if name.starts_with("payload_") && outcome.is_err() {
+                    failures.push(format!("open_payload/{name}: {outcome:?}"));
+                }
+            }
+        }
+    }
+    for (name, seed) in payload_seeds() {
+        if !seeds.iter().any(|(_, s)| *s == seed) {
+            failures.push(format!(
+                "open_payload/{name} is missing; run `{WRITE_SEEDS}`"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn every_vector_seeds_the_corpus() {
     let header: HashSet<Vec<u8>> = files(&corpus_dir("header"))
@@ -239,7 +310,7 @@ fn every_vector_seeds_the_corpus() {
 
 #[test]
 fn corpus_stays_small() {
-    let total: u64 = ["header", "open_container"]
+    let total: u64 = ["header", "open_container", "open_payload"]
         .iter()
         .flat_map(|t| files(&corpus_dir(t)))
         .map(|(_, bytes)| bytes.len() as u64)
@@ -271,6 +342,15 @@ fn write_missing_seeds() {
                 fs::write(path, seed).expect("write seed");
                 println!("wrote {target}/{name}");
             }
+        }
+    }
+    let dir = corpus_dir("open_payload");
+    fs::create_dir_all(&dir).expect("create corpus folder");
+    let have: HashSet<Vec<u8>> = files(&dir).into_iter().map(|f| f.1).collect();
+    for (name, seed) in payload_seeds() {
+        if !have.contains(&seed) {
+            fs::write(dir.join(&name), &seed).expect("write seed");
+            println!("wrote open_payload/{name}");
         }
     }
 }

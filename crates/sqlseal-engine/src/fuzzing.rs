@@ -1,0 +1,119 @@
+//! Entry points shared by the fuzz targets in `fuzz/` and by the stable test
+//! that replays their corpus (`tests/fuzz_corpus.rs`), so both exercise the
+//! code that ships: the engine's one reader. Not part of the supported API.
+//!
+//! Each entry point takes arbitrary bytes and may return any error, but
+//! panics if one of the invariants it checks breaks: that is what the fuzzer
+//! looks for.
+
+use std::io;
+use std::path::Path;
+
+use sqlseal_crypto::{CryptoError, Keyring, load_identity_file, load_recipient_file};
+use sqlseal_format::{DataKey, FormatError, Header, ImageDigest, Trailer};
+
+use crate::{CancelFlag, EngineError, NoProgress};
+
+/// Private keys of the fixed fuzzing keyring, in the test key folder.
+pub const FUZZ_IDENTITIES: [&str; 2] = ["alice.key", "bob.key"];
+/// Public keys the fixed fuzzing keyring trusts as signers.
+pub const FUZZ_TRUSTED: [&str; 1] = ["server.pub"];
+/// The data key of the `open_payload` target.
+pub const FUZZ_DATA_KEY: [u8; 32] = [0x5a; 32];
+/// The chunk size of the `open_payload` target.
+pub const FUZZ_CHUNK_SIZE: u32 = 4096;
+/// Worker threads the fuzz entry points use: two, so that reordering and
+/// early exits in the parallel reader are exercised.
+const THREADS: usize = 2;
+
+/// The keyring the `open_container` target opens every input with: the
+/// [`FUZZ_IDENTITIES`] and [`FUZZ_TRUSTED`] keys found in `keys_dir`.
+pub fn fixed_keyring(keys_dir: &Path) -> Result<Keyring, CryptoError> {
+    let mut keyring = Keyring::new();
+    for name in FUZZ_IDENTITIES {
+        keyring.add_identity(load_identity_file(&keys_dir.join(name))?.0);
+    }
+    for name in FUZZ_TRUSTED {
+        keyring.trust(load_recipient_file(&keys_dir.join(name))?);
+    }
+    Ok(keyring)
+}
+
+/// Parses a header from arbitrary bytes.
+///
+/// # Panics
+/// If a header parses but encoding it does not give back exactly the bytes
+/// the parser consumed: the encoding must be canonical, since the signature,
+/// MAC and seal are checked over re-encoded bytes.
+pub fn parse_header(data: &[u8]) -> Result<Header, FormatError> {
+    let mut rest = data;
+    let header = Header::parse(&mut rest)?;
+    let consumed = &data[..data.len() - rest.len()];
+    assert!(
+        header.encode() == consumed,
+        "header parsed from bytes it does not encode back to"
+    );
+    Ok(header)
+}
+
+/// Opens a container from arbitrary bytes with `keyring` through the
+/// engine's reader, writing the image into a digest.
+///
+/// # Panics
+/// If the reader succeeded but released bytes that do not match the trailer
+/// it returned.
+pub fn open_container(data: &[u8], keyring: &Keyring) -> Result<(Header, Trailer), EngineError> {
+    let mut sink = DigestSink(ImageDigest::new());
+    let opened = crate::open_container(
+        "fuzz",
+        data,
+        keyring,
+        &mut sink,
+        THREADS,
+        &CancelFlag::new(),
+        &NoProgress,
+    )?;
+    assert!(
+        sink.0.check(&opened.trailer).is_ok(),
+        "the reader released an image that does not match its trailer"
+    );
+    Ok((opened.header, opened.trailer))
+}
+
+/// Opens a payload (salt, frames, seal record) from arbitrary bytes under
+/// the fixed [`FUZZ_DATA_KEY`], so that fuzzing reaches the frames, LZ4 and
+/// the trailer, which a container's header would otherwise guard.
+///
+/// # Panics
+/// If the reader succeeded but released bytes that do not match the trailer.
+pub fn open_payload(data: &[u8]) -> Result<Trailer, String> {
+    let mut sink = DigestSink(ImageDigest::new());
+    let opened = crate::open::open_payload(
+        data,
+        &DataKey::from_bytes(FUZZ_DATA_KEY),
+        FUZZ_CHUNK_SIZE,
+        &mut sink,
+        THREADS,
+        &CancelFlag::new(),
+        &NoProgress,
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    assert!(
+        sink.0.check(&opened.trailer).is_ok(),
+        "the reader released an image that does not match its trailer"
+    );
+    Ok(opened.trailer)
+}
+
+struct DigestSink(ImageDigest);
+
+impl io::Write for DigestSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
