@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use sqlseal_format::{ChunkCipher, FormatError, FrameHeader, FrameReader, ImageDigest, Trailer};
 
-use crate::{CancelFlag, Progress};
+use crate::{CancelFlag, EngineError, Progress};
 
 /// A failure inside a pipeline, before the caller adds which backup it was.
 #[derive(Debug)]
