@@ -134,4 +134,3 @@ pub fn create_backup(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
-

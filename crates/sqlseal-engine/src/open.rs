@@ -54,7 +54,10 @@ fn open_into(
     Ok((header, trailer))
 }
 
-pub(crate) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError {
+pub(crate) fn io_err(
+    what: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> EngineError {
     let path = path.to_path_buf();
     move |source| EngineError::Io { what, path, source }
 }
@@ -120,4 +123,3 @@ pub fn verify_backup(
         .map_err(io_err("creating a temporary file in", &temp_dir))?;
     restore_into_file(store, name, keyring, &mut file, options, cancel, progress)
 }
-
