@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
+use sqlseal_crypto::Keyring;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, RestoreOptions, VerifyOptions, create_backup, inspect_backup,
-    latest_backup, list_backups, restore_backup, verify_backup,
+    BackupOptions, CancelFlag, HeaderCheck, ListedBackup, RestoreOptions, VerifyOptions,
+    create_backup, inspect_backup, latest_backup, list_backups, restore_backup, verify_backup,
 };
 use sqlseal_format::{Header, Trailer};
 use sqlseal_source::{SnapshotOptions, SqliteSource};
@@ -97,7 +98,19 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BackupCommand::List { dir, json } => list(&dir, json),
+        BackupCommand::List {
+            dir,
+            keys,
+            trust,
+            json,
+        } => {
+            let keyring = if keys.is_empty() {
+                None
+            } else {
+                Some(keys::keyring(&keys, &trust)?)
+            };
+            list(&dir, keyring.as_ref(), json)
+        }
         BackupCommand::Info { backup, json } => info(&backup, json),
         BackupCommand::Verify {
             which,
@@ -106,7 +119,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             json,
         } => {
             let keyring = keys::keyring(&keys, &trust)?;
-            let (store, name) = select(&which)?;
+            let (store, name) = select(&which, &keyring)?;
             // The image is as large as the database: write it on the
             // backup's own file system rather than a small /tmp.
             let options = VerifyOptions {
@@ -163,10 +176,11 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             json,
         } => {
             let keyring = keys::keyring(&keys, &trust)?;
-            let (store, name) = select(&which)?;
+            let (store, name) = select(&which, &keyring)?;
             let options = RestoreOptions {
                 force,
                 verify: VerifyOptions::default(),
+                approve: None,
             };
             let report = restore_backup(
                 store.as_ref(),
@@ -251,8 +265,12 @@ fn backup_path(store: &dyn BackupStore, name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(format!("{}/{name}", store.location())))
 }
 
-/// The store and backup name a selector names.
-fn select(which: &BackupSelector) -> anyhow::Result<(Box<dyn BackupStore>, String)> {
+/// The store and backup name a selector names; `--latest` is the newest
+/// backup whose header authenticates under `keyring`.
+fn select(
+    which: &BackupSelector,
+    keyring: &Keyring,
+) -> anyhow::Result<(Box<dyn BackupStore>, String)> {
     if let Some(path) = &which.backup {
         return split_backup_path(path);
     }
@@ -260,7 +278,7 @@ fn select(which: &BackupSelector) -> anyhow::Result<(Box<dyn BackupStore>, Strin
         bail!("name a BACKUP file, or --dir DIR --latest");
     };
     let store = open_location(dir)?;
-    let name = latest_backup(store.as_ref())?;
+    let name = latest_backup(store.as_ref(), keyring)?;
     Ok((store, name))
 }
 
@@ -293,12 +311,21 @@ fn split_backup_path(path: &Path) -> anyhow::Result<(Box<dyn BackupStore>, Strin
     Ok((Box::new(LocalStore::new(dir)), name))
 }
 
-fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
+/// `verified`, `refused` or `not-checked`, and the reason for a refusal.
+fn check_words(b: &ListedBackup) -> (&'static str, Option<&str>) {
+    match &b.check {
+        HeaderCheck::Verified => ("verified", None),
+        HeaderCheck::Refused(reason) => ("refused", Some(reason.as_str())),
+        HeaderCheck::NotChecked => ("not-checked", None),
+    }
+}
+
+fn list(dir: &Path, keyring: Option<&Keyring>, json: bool) -> anyhow::Result<()> {
     let store = open_location(dir)?;
-    let listed = list_backups(store.as_ref())?;
+    let listed = list_backups(store.as_ref(), keyring)?;
     if json {
         #[derive(Serialize)]
-        struct Listed {
+        struct Listed<'a> {
             path: PathBuf,
             created: Option<String>,
             size: u64,
@@ -306,11 +333,17 @@ fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
             method: Option<String>,
             signer: Option<String>,
             error: Option<String>,
+            /// Whether the header (and so `created`) authenticated.
+            authenticated: bool,
+            check: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            refused: Option<&'a str>,
         }
         let rows: Vec<Listed> = listed
             .iter()
             .map(|b| {
                 let h = b.header.as_ref().ok();
+                let (check, refused) = check_words(b);
                 Listed {
                     path: backup_path(store.as_ref(), &b.entry.name),
                     created: h.map(|h| h.metadata.created.to_string()),
@@ -319,21 +352,34 @@ fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
                     method: h.map(|h| h.metadata.method.clone()),
                     signer: h.map(|h| h.signer.to_string()),
                     error: b.header.as_ref().err().map(|e| e.to_string()),
+                    authenticated: b.is_verified(),
+                    check,
+                    refused,
                 }
             })
             .collect();
         return print_json(&rows);
     }
+    if keyring.is_none() && !listed.is_empty() {
+        eprintln!(
+            "note: times are as the headers state them, unauthenticated; pass --key to check each header"
+        );
+    }
     for b in &listed {
         let created = b
             .created()
             .map_or_else(|| "(unreadable header)".to_string(), |c| c.to_string());
-        println!(
-            "{}  {}  {}",
-            backup_path(store.as_ref(), &b.entry.name).display(),
-            created,
-            b.entry.size
-        );
+        let path = backup_path(store.as_ref(), &b.entry.name);
+        match check_words(b) {
+            ("not-checked", _) => println!("{}  {}  {}", path.display(), created, b.entry.size),
+            (word, None) => println!("{}  {}  {}  {word}", path.display(), created, b.entry.size),
+            (word, Some(reason)) => println!(
+                "{}  {}  {}  {word}: {reason}",
+                path.display(),
+                created,
+                b.entry.size
+            ),
+        }
     }
     Ok(())
 }

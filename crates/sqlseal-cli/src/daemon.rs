@@ -142,7 +142,9 @@ pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
     let report = auto_restore_settings(&settings)?;
     for (path, outcome) in &report.databases {
         match outcome {
-            RestoreOutcome::Restored { backup, refused } => {
+            RestoreOutcome::Restored {
+                backup, refused, ..
+            } => {
                 info!(database = %path.display(), backup = %backup, refused = refused.len(), "auto-restore installed a backup");
             }
             RestoreOutcome::StartedEmpty { refused } => {

@@ -109,15 +109,15 @@ pub fn run(dir: Option<PathBuf>, size_mib: u64, cancel: &CancelFlag) -> anyhow::
         during.longest_commit_us as f64 / 1000.0
     );
 
-    let listed = list_backups(&store)?;
+    let mut keyring = Keyring::new();
+    keyring.add_identity(key);
+    let listed = list_backups(&store, Some(&keyring))?;
     println!(
         "  list      {} backup(s) in {}",
         listed.len(),
         store.location()
     );
 
-    let mut keyring = Keyring::new();
-    keyring.add_identity(key);
     let verified = verify_backup(
         &store,
         &made.name,

@@ -147,11 +147,18 @@ enum BackupCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List the backups in a directory, newest first.
+    /// List the backups in a directory, newest first by stated time; with
+    /// --key, each header is authenticated and marked verified or refused.
     List {
         /// The backup directory, or s3://BUCKET/PREFIX.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// Private key files to authenticate each header with; their public halves are trusted signers.
+        #[arg(long = "key", value_name = "KEYFILE")]
+        keys: Vec<PathBuf>,
+        /// Extra trusted signer public keys (with --key).
+        #[arg(long = "trust", value_name = "PUBFILE", requires = "keys")]
+        trust: Vec<PathBuf>,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,

@@ -101,7 +101,7 @@ fn env(server: &S3Server, prefix: &str, max_count: u64, configured: bool) -> Env
 }
 
 fn names(store: &dyn BackupStore) -> Vec<String> {
-    let mut names: Vec<String> = list_backups(store)
+    let mut names: Vec<String> = list_backups(store, None)
         .expect("list")
         .into_iter()
         .map(|b| b.entry.name)
@@ -168,7 +168,8 @@ fn retention_and_auto_restore_work_on_s3() {
         report.databases[0].1,
         RestoreOutcome::Restored {
             backup: made[3].clone(),
-            refused: Vec::new()
+            refused: Vec::new(),
+            older_than_newest: None,
         }
     );
     assert_eq!(rows(&e.db), expected);

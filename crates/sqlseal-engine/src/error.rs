@@ -78,6 +78,26 @@ pub enum EngineError {
     /// The store holds no backups.
     #[error("no backups in {0}")]
     NoBackups(String),
+    /// The store holds backups, but no header authenticates under the keys given.
+    #[error(
+        "none of the {refused} backup(s) in {location} authenticates with the given keys; pass a key it is encrypted to with --key and its signer with --trust ({reasons})"
+    )]
+    NoVerifiedBackups {
+        /// The store.
+        location: String,
+        /// How many backups were refused.
+        refused: usize,
+        /// Each backup and why it was refused.
+        reasons: String,
+    },
+    /// The caller's approval hook refused the authenticated header; nothing was installed.
+    #[error("backup {backup}: not installed: {reason}")]
+    NotApproved {
+        /// The backup name.
+        backup: String,
+        /// Why the hook refused it.
+        reason: String,
+    },
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,

@@ -8,7 +8,8 @@
 //! - [`restore_backup`]: the same checks, then install the image at a
 //!   target path (temp + rename), never over an existing database unless
 //!   forced, and then only after moving the old files aside.
-//! - [`list_backups`], [`inspect_backup`], [`latest_backup`]: what a store holds.
+//! - [`list_backups`], [`inspect_backup`], [`latest_backup`]: what a store
+//!   holds; with a keyring, which headers authenticate (decide only on those).
 //!
 //! The engine is synchronous and uses threads; a [`CancelFlag`] stops an
 //! operation at the next chunk. It prints nothing: progress goes through
@@ -57,9 +58,9 @@ use sqlseal_format::{CreatedAt, DEFAULT_CHUNK_SIZE, Header, RecordedCheck, Trail
 
 pub use create::{backup_name, create_backup};
 pub use error::EngineError;
-pub use list::{ListedBackup, inspect_backup, latest_backup, list_backups};
+pub use list::{HeaderCheck, ListedBackup, inspect_backup, latest_backup, list_backups};
 pub use open::{Opened, open_container, verify_backup};
-pub use restore::{RestoreOptions, RestoreReport, restore_backup};
+pub use restore::{Approve, RestoreOptions, RestoreReport, restore_backup};
 
 /// Raised to stop an operation at the next chunk boundary. Clones share one flag.
 #[derive(Clone, Debug, Default)]

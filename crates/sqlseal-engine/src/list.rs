@@ -1,25 +1,64 @@
-//! What a store holds: names, sizes and headers.
+//! What a store holds: names, sizes and headers, and which headers
+//! authenticate under a keyring.
 
 use std::io::BufReader;
 
+use sqlseal_crypto::Keyring;
 use sqlseal_format::{CreatedAt, Header};
 use sqlseal_store::{BackupEntry, BackupStore};
 
 use crate::EngineError;
 
-/// A backup in a store with its parsed (not yet authenticated) header.
+/// Whether a listed backup's header was authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderCheck {
+    /// No keyring was given: nothing in the header is authenticated.
+    NotChecked,
+    /// The header parsed and [`Keyring::open_header`] succeeded: a stanza
+    /// for one of our keys opened, the signer is trusted, the signature and
+    /// the header MAC verify. Every header field is authentic; the payload
+    /// is not checked until a full read.
+    Verified,
+    /// The header did not parse or did not authenticate, and why.
+    Refused(String),
+}
+
+/// A backup in a store with its parsed header and whether it authenticated.
 #[derive(Debug)]
 pub struct ListedBackup {
     /// Name and size.
     pub entry: BackupEntry,
     /// The header, or why it could not be read.
     pub header: Result<Header, EngineError>,
+    /// Whether the header authenticated under the keyring given to [`list_backups`].
+    pub check: HeaderCheck,
 }
 
 impl ListedBackup {
-    /// Creation time from the header, if it parsed.
+    /// Creation time from the header, if it parsed. Not authenticated
+    /// unless [`ListedBackup::is_verified`]: display it, never decide on it
+    /// (use [`ListedBackup::verified_created`]).
     pub fn created(&self) -> Option<CreatedAt> {
         self.header.as_ref().ok().map(|h| h.metadata.created)
+    }
+
+    /// Whether the header authenticated.
+    pub fn is_verified(&self) -> bool {
+        self.check == HeaderCheck::Verified
+    }
+
+    /// The header, only if it authenticated.
+    pub fn verified_header(&self) -> Option<&Header> {
+        if self.is_verified() {
+            self.header.as_ref().ok()
+        } else {
+            None
+        }
+    }
+
+    /// Creation time, only if the header authenticated.
+    pub fn verified_created(&self) -> Option<CreatedAt> {
+        self.verified_header().map(|h| h.metadata.created)
     }
 }
 
@@ -33,15 +72,40 @@ pub fn inspect_backup(store: &dyn BackupStore, name: &str) -> Result<Header, Eng
     })
 }
 
+fn check_header(header: &Result<Header, EngineError>, keyring: Option<&Keyring>) -> HeaderCheck {
+    let Some(keyring) = keyring else {
+        return HeaderCheck::NotChecked;
+    };
+    match header {
+        Err(e) => HeaderCheck::Refused(e.to_string()),
+        Ok(h) => match keyring.open_header(h) {
+            Ok(_data_key) => HeaderCheck::Verified,
+            Err(e) => HeaderCheck::Refused(e.to_string()),
+        },
+    }
+}
+
 /// All backups in `store`, newest first by header creation time (backups
-/// whose header does not parse sort last, by name).
-pub fn list_backups(store: &dyn BackupStore) -> Result<Vec<ListedBackup>, EngineError> {
+/// whose header does not parse sort last, by name). With a keyring, every
+/// header is authenticated and marked [`HeaderCheck::Verified`] or
+/// [`HeaderCheck::Refused`]; without one, [`HeaderCheck::NotChecked`].
+/// The order itself is by the stated (possibly unauthenticated) times, for
+/// display: decide with [`ListedBackup::verified_created`].
+pub fn list_backups(
+    store: &dyn BackupStore,
+    keyring: Option<&Keyring>,
+) -> Result<Vec<ListedBackup>, EngineError> {
     let mut listed: Vec<ListedBackup> = store
         .list()?
         .into_iter()
-        .map(|entry| ListedBackup {
-            header: inspect_backup(store, &entry.name),
-            entry,
+        .map(|entry| {
+            let header = inspect_backup(store, &entry.name);
+            let check = check_header(&header, keyring);
+            ListedBackup {
+                header,
+                check,
+                entry,
+            }
         })
         .collect();
     listed.sort_by(|a, b| {
@@ -52,11 +116,32 @@ pub fn list_backups(store: &dyn BackupStore) -> Result<Vec<ListedBackup>, Engine
     Ok(listed)
 }
 
-/// The name of the newest backup in `store` (by header time).
-pub fn latest_backup(store: &dyn BackupStore) -> Result<String, EngineError> {
-    list_backups(store)?
-        .into_iter()
-        .next()
-        .map(|b| b.entry.name)
-        .ok_or_else(|| EngineError::NoBackups(store.location()))
+/// The name of the newest backup in `store` whose header authenticates
+/// under `keyring` (by its authenticated creation time). Backups that do
+/// not authenticate are never chosen, whatever time they state.
+pub fn latest_backup(store: &dyn BackupStore, keyring: &Keyring) -> Result<String, EngineError> {
+    let listed = list_backups(store, Some(keyring))?;
+    if listed.is_empty() {
+        return Err(EngineError::NoBackups(store.location()));
+    }
+    let newest = listed
+        .iter()
+        .filter_map(|b| b.verified_created().map(|c| (c, &b.entry.name)))
+        .max();
+    if let Some((_, name)) = newest {
+        return Ok(name.clone());
+    }
+    let reasons = listed
+        .iter()
+        .map(|b| match &b.check {
+            HeaderCheck::Refused(reason) => format!("{}: {reason}", b.entry.name),
+            _ => b.entry.name.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(EngineError::NoVerifiedBackups {
+        location: store.location(),
+        refused: listed.len(),
+        reasons,
+    })
 }

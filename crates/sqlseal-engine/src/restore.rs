@@ -1,20 +1,43 @@
 //! Restoring a backup to a database path.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sqlseal_crypto::Keyring;
+use sqlseal_format::Header;
 use sqlseal_store::BackupStore;
 
 use crate::open::{io_err, restore_into_file};
 use crate::{CancelFlag, EngineError, Progress, VerifyOptions, VerifyReport};
 
+/// A caller's last word on a backup: called with the authenticated header
+/// of the very read that is about to be installed; `Err(reason)` refuses it.
+pub type Approve = Arc<dyn Fn(&Header) -> Result<(), String> + Send + Sync>;
+
 /// How to restore.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RestoreOptions {
     /// Restore over an existing database (moving its files aside first).
     pub force: bool,
     /// The checks and threads, as for verify.
     pub verify: VerifyOptions,
+    /// Called with the authenticated header after every check passed and
+    /// before anything is moved aside or installed; a refusal is
+    /// [`EngineError::NotApproved`] and nothing is installed. Decide here on
+    /// header fields (id, database, signer, time), not on a listing made
+    /// by an earlier read of the same name.
+    pub approve: Option<Approve>,
+}
+
+impl fmt::Debug for RestoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestoreOptions")
+            .field("force", &self.force)
+            .field("verify", &self.verify)
+            .field("approve", &self.approve.as_ref().map(|_| "Fn(&Header)"))
+            .finish()
+    }
 }
 
 /// What [`restore_backup`] did.
@@ -88,6 +111,12 @@ pub fn restore_backup(
     )?;
     if cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
+    }
+    if let Some(approve) = &options.approve {
+        approve(&verified.header).map_err(|reason| EngineError::NotApproved {
+            backup: name.to_owned(),
+            reason,
+        })?;
     }
     let mut moved_aside = Vec::new();
     if target.symlink_metadata().is_ok() {

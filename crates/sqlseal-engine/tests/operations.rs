@@ -120,7 +120,8 @@ fn round_trip_every_method() {
             assert_eq!(mode, 0o600);
         }
     }
-    let listed = list_backups(&f.store).expect("list");
+    let listed = list_backups(&f.store, Some(&keyring(&f.key))).expect("list");
+    assert!(listed.iter().all(|b| b.is_verified()));
     assert_eq!(listed.len(), 3);
     let times: Vec<_> = listed
         .iter()
@@ -128,7 +129,7 @@ fn round_trip_every_method() {
         .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
     assert_eq!(
-        latest_backup(&f.store).expect("latest"),
+        latest_backup(&f.store, &keyring(&f.key)).expect("latest"),
         listed[0].entry.name
     );
 }

@@ -21,7 +21,7 @@ pub struct Params {
     /// The Database group: Paths.
     #[serde(rename = "Database")]
     pub database: Database,
-    /// The Restore group: Auto, OnFailure.
+    /// The Restore group: Auto, OnFailure, RequireNewest.
     #[serde(rename = "Restore")]
     pub restore: Restore,
     /// The Status group: File.
@@ -74,7 +74,8 @@ pub struct Backup {
     #[serde(rename = "Recipients", deserialize_with = "deserialize_param")]
     pub recipients: Vec<PathBuf>,
     /// Extra trusted signer public keys, accepted when restoring or verifying backups made by other
-    /// machines.
+    /// machines. Auto-restore installs only backups signed by one of Backup.Keys or by a key listed
+    /// here.
     ///
     /// `Backup.Trust`: filenameSlice, default `[]`, environment `SQLSEAL_BACKUP_TRUST`.
     #[serde(rename = "Trust", deserialize_with = "deserialize_param")]
@@ -150,6 +151,14 @@ pub struct Restore {
         deserialize_with = "deserialize_restore_on_failure"
     )]
     pub on_failure: String,
+    /// Refuse to auto-restore a backup older than the newest one this host made or restored (kept
+    /// beside the status file, in STEM.newest.json). When false, such a restore goes ahead with an
+    /// error in the log and in the status file; when true, no older backup is installed and
+    /// Restore.OnFailure applies.
+    ///
+    /// `Restore.RequireNewest`: bool, default `false`, environment `SQLSEAL_RESTORE_REQUIRENEWEST`.
+    #[serde(rename = "RequireNewest", deserialize_with = "deserialize_param")]
+    pub require_newest: bool,
 }
 
 impl Default for Restore {
@@ -157,6 +166,7 @@ impl Default for Restore {
         Restore {
             auto: true,
             on_failure: String::from("fail"),
+            require_newest: false,
         }
     }
 }
@@ -275,7 +285,7 @@ fn deserialize_log_format<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Stri
 }
 
 /// Every parameter, in the order of `docs/parameters.yaml`.
-pub static PARAMS: [Param; 20] = [
+pub static PARAMS: [Param; 21] = [
     Param {
         name: "Backup.Location",
         env: "SQLSEAL_BACKUP_LOCATION",
@@ -330,7 +340,7 @@ pub static PARAMS: [Param; 20] = [
         name: "Backup.Trust",
         env: "SQLSEAL_BACKUP_TRUST",
         kind: ParamType::FilenameSlice,
-        description: "Extra trusted signer public keys, accepted when restoring or verifying backups made by other machines.",
+        description: "Extra trusted signer public keys, accepted when restoring or verifying backups made by other machines. Auto-restore installs only backups signed by one of Backup.Keys or by a key listed here.",
         choices: &[],
         secret: false,
         set: |p, input| set_param(&mut p.backup.trust, input, no_check),
@@ -407,6 +417,16 @@ pub static PARAMS: [Param; 20] = [
             })
         },
         get: |p| to_text(&p.restore.on_failure),
+    },
+    Param {
+        name: "Restore.RequireNewest",
+        env: "SQLSEAL_RESTORE_REQUIRENEWEST",
+        kind: ParamType::Bool,
+        description: "Refuse to auto-restore a backup older than the newest one this host made or restored (kept beside the status file, in STEM.newest.json). When false, such a restore goes ahead with an error in the log and in the status file; when true, no older backup is installed and Restore.OnFailure applies.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.restore.require_newest, input, no_check),
+        get: |p| to_text(&p.restore.require_newest),
     },
     Param {
         name: "Status.File",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sqlseal_crypto::{
     Keyring, P256Identity, P256Recipient, load_identity_file, load_recipient_file,
 };
+use sqlseal_format::KeyId;
 use sqlseal_params::Params;
 use sqlseal_source::Method;
 use sqlseal_store::{BackupStore, S3Settings, is_url, open_store};
@@ -84,8 +85,16 @@ pub struct Settings {
     pub restore_auto: bool,
     /// What auto-restore does when every backup fails.
     pub on_failure: OnFailure,
+    /// Signers whose backups auto-restore may install: the keys of
+    /// `Backup.Keys` and `Backup.Trust` (not every signer the keyring trusts).
+    pub restore_signers: Vec<KeyId>,
+    /// `Restore.RequireNewest`: refuse to auto-restore a backup older than
+    /// the newest one this host made or restored.
+    pub require_newest: bool,
     /// Where the status file is written.
     pub status_file: PathBuf,
+    /// The record of the newest backup per database, beside the status file.
+    pub newest_record: PathBuf,
     /// Things to tell the operator (e.g. key files readable by others).
     pub warnings: Vec<String>,
 }
@@ -123,10 +132,12 @@ impl Settings {
                 .map_err(|e| invalid("Backup.Recipients", e.to_string()))?);
         }
         let mut keyring = Keyring::new();
+        let mut restore_signers: Vec<KeyId> = identities.iter().map(|i| i.key_id()).collect();
         for path in &b.trust {
-            keyring.trust(
-                load_recipient_file(path).map_err(|e| invalid("Backup.Trust", e.to_string()))?,
-            );
+            let trusted =
+                load_recipient_file(path).map_err(|e| invalid("Backup.Trust", e.to_string()))?;
+            restore_signers.push(trusted.key_id());
+            keyring.trust(trusted);
         }
         let signer = identities[0].clone();
         for identity in identities {
@@ -237,6 +248,9 @@ impl Settings {
             max_count: b.max_count,
             restore_auto: params.restore.auto,
             on_failure,
+            restore_signers,
+            require_newest: params.restore.require_newest,
+            newest_record: crate::newest::newest_record_path(&status_file),
             status_file,
             warnings,
         })

@@ -32,12 +32,18 @@
 //! - [`auto_restore`] / [`auto_restore_settings`]: restore missing databases.
 //! - [`Scheduler`]: the periodic backups; [`Clock`] and [`DatabaseJob`] are
 //!   its seams for tests.
-//! - [`read_status`]: what the status file says.
+//! - [`read_status`]: what the status file says; [`read_newest`]: the
+//!   local record of the newest backup per database.
+//!
+//! Every decision (retention, the first due time, what auto-restore
+//! installs) is made on headers that authenticate under the daemon's keys;
+//! a file in the store that does not is logged and left alone.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod clock;
 mod config;
+mod newest;
 mod restore;
 mod retention;
 mod scheduler;
@@ -47,6 +53,7 @@ use std::path::PathBuf;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, DatabaseConfig, OnFailure, Settings, s3_settings};
+pub use newest::{NewestBackup, newest_record_path, read_newest};
 pub use restore::{AutoRestoreReport, Refused, RestoreOutcome, auto_restore_settings};
 pub use retention::beyond_max_count;
 pub use scheduler::{BackupDone, DatabaseJob, Scheduler, SqliteJob};

@@ -2,15 +2,38 @@
 //! is restored from the newest backup that passes every check.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sqlseal_engine::{
-    CancelFlag, NoProgress, RestoreOptions, VerifyOptions, list_backups, restore_backup,
+    Approve, CancelFlag, HeaderCheck, NoProgress, RestoreOptions, VerifyOptions, list_backups,
+    restore_backup,
 };
+use sqlseal_format::{Header, KeyId};
 use sqlseal_store::StoreError;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::ScheduleError;
 use crate::config::{OnFailure, Settings};
+use crate::newest::{NewestBackup, read_newest, record_newest};
+use crate::status::StatusWriter;
+
+/// What auto-restore requires of an authenticated header besides its id:
+/// this database's name and an allowed signer.
+fn check_header(header: &Header, database: &str, signers: &[KeyId]) -> Result<(), String> {
+    if header.metadata.database != database {
+        return Err(format!(
+            "it is a backup of {}, not of {database}",
+            header.metadata.database
+        ));
+    }
+    if !signers.contains(&header.signer) {
+        return Err(format!(
+            "it is signed by key {}, which is neither one of Backup.Keys nor listed in Backup.Trust",
+            header.signer
+        ));
+    }
+    Ok(())
+}
 
 /// A backup that was tried and refused, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +59,9 @@ pub enum RestoreOutcome {
         backup: String,
         /// Newer backups that failed, newest first.
         refused: Vec<Refused>,
+        /// Set when the installed backup is older than the newest one this
+        /// host made or restored: what was installed and what is missing.
+        older_than_newest: Option<String>,
     },
     /// Every backup failed and `Restore.OnFailure` is `empty`: it starts empty.
     StartedEmpty {
@@ -54,6 +80,14 @@ pub struct AutoRestoreReport {
 /// Restores every configured database that is missing, from its newest
 /// backup that passes verification (signer trusted, every chunk, trailer
 /// hash, integrity_check). A database file that exists is never touched.
+///
+/// Candidates are backups whose header authenticates, names this database
+/// and is signed by one of `Backup.Keys` or `Backup.Trust`, newest first.
+/// What is installed is decided again on the authenticated header of the
+/// read that is installed (same backup id, database and signer), so a file
+/// swapped after listing is refused. Installing a backup older than the
+/// local record of the newest one is logged as an error and noted in the
+/// status file, or refused with `Restore.RequireNewest`.
 pub fn auto_restore_settings(settings: &Settings) -> Result<AutoRestoreReport, ScheduleError> {
     let mut report = AutoRestoreReport {
         databases: Vec::new(),
@@ -75,7 +109,7 @@ fn restore_one(
     settings: &Settings,
     db: &crate::DatabaseConfig,
 ) -> Result<RestoreOutcome, ScheduleError> {
-    let listed = match list_backups(db.store.as_ref()) {
+    let listed = match list_backups(db.store.as_ref(), Some(&settings.keyring)) {
         Ok(listed) => listed,
         Err(sqlseal_engine::EngineError::Store(StoreError::NoDirectory(_))) => Vec::new(),
         Err(source) => {
@@ -89,33 +123,72 @@ fn restore_one(
         info!(database = %db.path.display(), "database is missing and has no backups; it will start empty");
         return Ok(RestoreOutcome::NoBackups);
     }
-    let mut refused = Vec::new();
-    let options = RestoreOptions {
-        force: false,
-        verify: VerifyOptions {
-            temp_dir: settings.temp_dir.clone(),
-            ..VerifyOptions::default()
-        },
+    let newest_known = match read_newest(&settings.newest_record) {
+        Ok(mut all) => all.remove(&db.name),
+        Err(e) => {
+            error!(database = %db.path.display(), error = %e, "cannot read the record of the newest backup; an older backup will not be noticed");
+            None
+        }
     };
     let expected = sqlseal_format::header::sanitize_database_name(&db.name);
+    let mut refused = Vec::new();
+    let refuse = |refused: &mut Vec<Refused>, backup: String, reason: String| {
+        warn!(database = %db.path.display(), backup = %backup, error = %reason, "backup refused for auto-restore");
+        refused.push(Refused { backup, reason });
+    };
+    // Candidates: authenticated headers of this database by an allowed
+    // signer, newest first (the listing's order, by authenticated time).
+    let mut candidates = Vec::new();
     for backup in listed {
-        let name = backup.entry.name;
-        // The header is authenticated by the restore below; this only skips
-        // backups that say they are of another database.
-        if let Ok(header) = &backup.header
-            && header.metadata.database != expected
-        {
-            let reason = format!(
-                "it is a backup of {}, not of {expected}",
-                header.metadata.database
-            );
-            warn!(database = %db.path.display(), backup = %name, error = %reason, "backup refused for auto-restore");
-            refused.push(Refused {
-                backup: name,
-                reason,
-            });
+        let name = backup.entry.name.clone();
+        let Some(header) = backup.verified_header() else {
+            let reason = match &backup.check {
+                HeaderCheck::Refused(reason) => reason.clone(),
+                _ => "its header was not authenticated".to_owned(),
+            };
+            refuse(&mut refused, name, reason);
+            continue;
+        };
+        if let Err(reason) = check_header(header, &expected, &settings.restore_signers) {
+            refuse(&mut refused, name, reason);
             continue;
         }
+        candidates.push((name, header.metadata.backup_id));
+    }
+    for (name, listed_id) in candidates {
+        let approve: Approve = {
+            let expected = expected.clone();
+            let signers = settings.restore_signers.clone();
+            let newest = newest_known.clone();
+            let require_newest = settings.require_newest;
+            Arc::new(move |header: &Header| {
+                if header.metadata.backup_id != listed_id {
+                    return Err(format!(
+                        "it changed since it was listed: backup id {} was listed, {} was read",
+                        listed_id, header.metadata.backup_id
+                    ));
+                }
+                check_header(header, &expected, &signers)?;
+                if require_newest
+                    && let Some(newest) = &newest
+                    && newest.is_newer_than(header)
+                {
+                    return Err(format!(
+                        "it was created {} but this host made or restored {} (created {}); Restore.RequireNewest is set, so no older backup is installed",
+                        header.metadata.created, newest.backup, newest.created
+                    ));
+                }
+                Ok(())
+            })
+        };
+        let options = RestoreOptions {
+            force: false,
+            verify: VerifyOptions {
+                temp_dir: settings.temp_dir.clone(),
+                ..VerifyOptions::default()
+            },
+            approve: Some(approve),
+        };
         match restore_backup(
             db.store.as_ref(),
             &name,
@@ -125,25 +198,52 @@ fn restore_one(
             &CancelFlag::new(),
             &NoProgress,
         ) {
-            Ok(_) => {
+            Ok(report) => {
+                let header = &report.verified.header;
                 info!(
                     database = %db.path.display(),
                     backup = %name,
                     refused = refused.len(),
                     "restored missing database from backup"
                 );
+                let older_than_newest = newest_known
+                    .as_ref()
+                    .filter(|newest| newest.is_newer_than(header))
+                    .map(|newest| {
+                        format!(
+                            "restored {name} (created {}), which is older than {} (created {}), the newest backup this host made or restored; that one is missing or fails verification",
+                            header.metadata.created, newest.backup, newest.created
+                        )
+                    });
+                if let Some(message) = &older_than_newest {
+                    error!(database = %db.path.display(), backup = %name, newest = ?newest_known.as_ref().map(|n| &n.backup), "{message}");
+                }
+                let status = StatusWriter::new(
+                    settings.status_file.clone(),
+                    settings
+                        .databases
+                        .iter()
+                        .map(|d| (d.name.clone(), d.path.clone())),
+                );
+                if let Err(e) = status.update(&db.name, |s| {
+                    s.restored_older = older_than_newest.clone();
+                }) {
+                    warn!(error = %e, "could not write the status file");
+                }
+                if let Err(e) = record_newest(
+                    &settings.newest_record,
+                    &db.name,
+                    NewestBackup::from_header(&name, header),
+                ) {
+                    warn!(database = %db.path.display(), error = %e, "could not record the newest backup");
+                }
                 return Ok(RestoreOutcome::Restored {
                     backup: name,
                     refused,
+                    older_than_newest,
                 });
             }
-            Err(e) => {
-                warn!(database = %db.path.display(), backup = %name, error = %e, "backup refused for auto-restore");
-                refused.push(Refused {
-                    backup: name,
-                    reason: e.to_string(),
-                });
-            }
+            Err(e) => refuse(&mut refused, name, e.to_string()),
         }
     }
     match settings.on_failure {

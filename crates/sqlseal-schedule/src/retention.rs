@@ -4,7 +4,9 @@ use sqlseal_format::CreatedAt;
 
 /// Names of the backups to delete so that the newest `max_count` remain
 /// (`0` keeps all). Order is by header creation time, ties by name; the
-/// input order does not matter.
+/// input order does not matter. The newest is never returned. Pass only
+/// backups whose headers authenticated: a time nobody vouches for must
+/// not push genuine backups out.
 pub fn beyond_max_count(backups: &[(String, CreatedAt)], max_count: u64) -> Vec<String> {
     if max_count == 0 {
         return Vec::new();
@@ -42,5 +44,11 @@ mod tests {
             "0 keeps all"
         );
         assert_eq!(beyond_max_count(&backups, 1), vec!["b4", "b3", "b2", "b1"]);
+        for max in 0..7 {
+            assert!(
+                !beyond_max_count(&backups, max).contains(&"b5".to_owned()),
+                "max_count {max} deleted the newest"
+            );
+        }
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, EngineError, NoProgress, VerifyOptions, create_backup, list_backups,
-    verify_backup,
+    BackupOptions, CancelFlag, EngineError, HeaderCheck, NoProgress, VerifyOptions, create_backup,
+    list_backups, verify_backup,
 };
 use sqlseal_format::CreatedAt;
 use sqlseal_source::{SnapshotOptions, SqliteSource};
@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseConfig, Settings};
+use crate::newest::{NewestBackup, record_newest};
 use crate::retention::beyond_max_count;
 use crate::status::StatusWriter;
 use crate::{ScheduleError, now_string};
@@ -44,7 +45,7 @@ pub struct BackupDone {
 pub trait DatabaseJob: Send + Sync + 'static {
     /// The database's name, for logs and the status file.
     fn name(&self) -> &str;
-    /// Creation time of the newest backup, from its header.
+    /// Creation time of the newest backup whose header authenticates.
     fn newest_backup(&self) -> Result<Option<Timestamp>, ScheduleError>;
     /// Makes one backup stamped `now`; stops early when `cancel` is raised.
     fn backup(&self, now: Timestamp, cancel: &CancelFlag) -> Result<BackupDone, ScheduleError>;
@@ -52,6 +53,8 @@ pub trait DatabaseJob: Send + Sync + 'static {
 
 /// The real job: snapshot, seal, store, read back (authenticate every
 /// chunk), then delete the oldest backups beyond `Backup.MaxCount`.
+/// Only backups whose header authenticates under the daemon's keyring are
+/// counted or deleted; the others are logged and left alone.
 pub struct SqliteJob {
     db: DatabaseConfig,
     settings: Arc<Settings>,
@@ -77,10 +80,10 @@ impl DatabaseJob for SqliteJob {
     }
 
     fn newest_backup(&self) -> Result<Option<Timestamp>, ScheduleError> {
-        match list_backups(self.db.store.as_ref()) {
+        match list_backups(self.db.store.as_ref(), Some(&self.settings.keyring)) {
             Ok(listed) => Ok(listed
                 .iter()
-                .filter_map(|b| b.created())
+                .filter_map(|b| b.verified_created())
                 .max()
                 .map(CreatedAt::timestamp)),
             Err(EngineError::Store(StoreError::NoDirectory(_))) => Ok(None),
@@ -124,12 +127,29 @@ impl DatabaseJob for SqliteJob {
             &NoProgress,
         )
         .map_err(|e| self.engine_err(e))?;
-        let listed = list_backups(store).map_err(|e| self.engine_err(e))?;
+        if let Err(e) = record_newest(
+            &s.newest_record,
+            &self.db.name,
+            NewestBackup::from_header(&made.name, &verified.header),
+        ) {
+            warn!(database = %self.db.name, error = %e, "could not record the newest backup");
+        }
+        let listed = list_backups(store, Some(&s.keyring)).map_err(|e| self.engine_err(e))?;
+        for b in &listed {
+            if let HeaderCheck::Refused(reason) = &b.check {
+                warn!(database = %self.db.name, backup = %b.entry.name, error = %reason, "backup does not authenticate; retention neither counts nor deletes it");
+            }
+        }
         let dated: Vec<(String, CreatedAt)> = listed
             .iter()
-            .filter_map(|b| b.created().map(|c| (b.entry.name.clone(), c)))
+            .filter_map(|b| b.verified_created().map(|c| (b.entry.name.clone(), c)))
             .collect();
-        let doomed = beyond_max_count(&dated, s.max_count);
+        // The backup just made and read back is never deleted, even if a
+        // validly signed one claims a later time.
+        let doomed: Vec<String> = beyond_max_count(&dated, s.max_count)
+            .into_iter()
+            .filter(|name| *name != made.name)
+            .collect();
         let mut deleted = Vec::new();
         for name in doomed {
             match store.delete(&name) {
@@ -145,7 +165,7 @@ impl DatabaseJob for SqliteJob {
         Ok(BackupDone {
             name: made.name,
             created: verified.header.metadata.created.timestamp(),
-            kept: listed.len() - deleted.len(),
+            kept: dated.len() - deleted.len(),
             deleted,
         })
     }

@@ -27,6 +27,11 @@ pub struct DatabaseStatus {
     pub next_due: Option<String>,
     /// Backups kept for this database.
     pub backup_count: Option<usize>,
+    /// Set when auto-restore installed a backup older than the newest one
+    /// this host made or restored, naming both. Kept across restarts until
+    /// the next auto-restore of this database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_older: Option<String>,
 }
 
 /// The whole file.
@@ -80,14 +85,25 @@ pub struct StatusWriter {
 }
 
 impl StatusWriter {
-    /// A writer for `path` starting with one empty entry per database.
+    /// A writer for `path` starting with one empty entry per database
+    /// (carrying over only `restored_older` from an existing file).
     pub fn new(path: PathBuf, databases: impl IntoIterator<Item = (String, PathBuf)>) -> Self {
+        let previous = read_status(&path).ok();
         let databases = databases
             .into_iter()
-            .map(|(database, path)| DatabaseStatus {
-                database,
-                path,
-                ..DatabaseStatus::default()
+            .map(|(database, db_path)| {
+                let restored_older = previous.as_ref().and_then(|p| {
+                    p.databases
+                        .iter()
+                        .find(|d| d.database == database)
+                        .and_then(|d| d.restored_older.clone())
+                });
+                DatabaseStatus {
+                    database,
+                    path: db_path,
+                    restored_older,
+                    ..DatabaseStatus::default()
+                }
             })
             .collect();
         StatusWriter {
@@ -126,27 +142,36 @@ impl StatusWriter {
     }
 
     fn write(&self, report: &StatusReport) -> Result<(), StatusError> {
-        let io = |source| StatusError::Io {
+        let json = serde_json::to_vec_pretty(report).map_err(|e| StatusError::Io {
             path: self.path.clone(),
-            source,
-        };
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".sqlseal-status-");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o600));
-        }
-        let mut file = builder.tempfile_in(&dir).map_err(io)?;
-        let json = serde_json::to_vec_pretty(report).map_err(|e| io(std::io::Error::other(e)))?;
-        file.write_all(&json).map_err(io)?;
-        file.write_all(b"\n").map_err(io)?;
-        file.as_file().sync_all().map_err(io)?;
-        file.persist(&self.path).map_err(|e| io(e.error))?;
-        Ok(())
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&self.path, &json, ".sqlseal-status-")
     }
+}
+
+/// Writes `bytes` and a newline to `path` through a 0600 temporary file
+/// beside it (synced, then renamed over `path`).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], prefix: &str) -> Result<(), StatusError> {
+    let io = |source| StatusError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    let mut file = builder.tempfile_in(&dir).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.write_all(b"\n").map_err(io)?;
+    file.as_file().sync_all().map_err(io)?;
+    file.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }

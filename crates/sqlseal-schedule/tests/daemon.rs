@@ -76,7 +76,7 @@ fn job(settings: &Settings) -> SqliteJob {
 }
 
 fn backup_names(settings: &Settings) -> Vec<String> {
-    let mut names: Vec<String> = list_backups(settings.databases[0].store.as_ref())
+    let mut names: Vec<String> = list_backups(settings.databases[0].store.as_ref(), None)
         .expect("list")
         .into_iter()
         .map(|b| b.entry.name)
@@ -189,7 +189,9 @@ fn auto_restore_uses_the_newest_good_backup() {
     }
     let report = auto_restore_settings(&settings).expect("auto-restore");
     match &report.databases[0].1 {
-        RestoreOutcome::Restored { backup, refused } => {
+        RestoreOutcome::Restored {
+            backup, refused, ..
+        } => {
             assert_eq!(backup, &good);
             let names: Vec<&str> = refused.iter().map(|r| r.backup.as_str()).collect();
             assert_eq!(
@@ -292,7 +294,9 @@ fn auto_restore_refuses_a_backup_of_another_database() {
     let _ = std::fs::remove_file(format!("{}-wal", e.db.display()));
     let report = auto_restore_settings(&settings).expect("auto-restore");
     match &report.databases[0].1 {
-        RestoreOutcome::Restored { backup, refused } => {
+        RestoreOutcome::Restored {
+            backup, refused, ..
+        } => {
             assert_eq!(backup, &good);
             assert_eq!(refused.len(), 1);
             assert_eq!(refused[0].backup, misplaced);

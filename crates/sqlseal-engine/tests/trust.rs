@@ -1,0 +1,208 @@
+//! Decisions are made on authenticated headers only: listing with a
+//! keyring, `latest_backup`, and restore's approval hook.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use sqlseal_crypto::{Keyring, P256Identity};
+use sqlseal_engine::{
+    BackupOptions, CancelFlag, EngineError, HeaderCheck, NoProgress, RestoreOptions, create_backup,
+    latest_backup, list_backups, restore_backup,
+};
+use sqlseal_format::CreatedAt;
+use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
+use sqlseal_store::{BackupStore, LocalStore};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    key: P256Identity,
+    store: LocalStore,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("app.db");
+    Connection::open(&db)
+        .expect("open")
+        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);")
+        .expect("schema");
+    Fixture {
+        store: LocalStore::new(dir.path().join("backups")),
+        db,
+        key: P256Identity::generate().expect("key"),
+        dir,
+    }
+}
+
+fn backup_at(f: &Fixture, created: &str) -> String {
+    let source = SqliteSource::new(&f.db, SnapshotOptions::new(Method::DbPage));
+    let mut options = BackupOptions::new(vec![f.key.recipient().clone()], f.key.clone());
+    options.created_at = Some(created.parse::<CreatedAt>().expect("time"));
+    create_backup(&source, &f.store, &options, &CancelFlag::new(), &NoProgress)
+        .expect("backup")
+        .name
+}
+
+fn keyring(key: &P256Identity) -> Keyring {
+    let mut k = Keyring::new();
+    k.add_identity(key.clone());
+    k
+}
+
+/// A copy of a real backup whose `created:` line says 2999 and whose
+/// signature is junk: what an attacker with write access to the store (but
+/// no key) can make.
+fn plant_future(backups: &Path, genuine: &str, name: &str) -> PathBuf {
+    let bytes = std::fs::read(backups.join(genuine)).expect("read");
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = &bytes[..];
+    let mut in_header = true;
+    while in_header && !rest.is_empty() {
+        let end = rest.iter().position(|&b| b == b'\n').expect("line") + 1;
+        let line = &rest[..end];
+        if line.starts_with(b"created: ") {
+            out.extend_from_slice(b"created: 2999-01-01T00:00:00.000000Z\n");
+        } else if line.starts_with(b"signature: ") {
+            out.extend_from_slice(b"signature: ");
+            out.extend_from_slice(&[b'Q'; 86]);
+            out.push(b'\n');
+        } else {
+            out.extend_from_slice(line);
+        }
+        if line.starts_with(b"mac: ") {
+            in_header = false;
+        }
+        rest = &rest[end..];
+    }
+    out.extend_from_slice(rest);
+    let path = backups.join(name);
+    std::fs::write(&path, out).expect("write");
+    path
+}
+
+const PLANTED: &str = "app.db-29990101T000000.000000Z-000000.sqlseal";
+
+#[test]
+fn a_planted_future_header_is_refused_and_never_latest() {
+    let f = fixture();
+    let older = backup_at(&f, "2026-11-24T08:00:00.000000Z");
+    let newest = backup_at(&f, "2026-11-24T09:00:00.000000Z");
+    plant_future(&f.dir.path().join("backups"), &older, PLANTED);
+    let keys = keyring(&f.key);
+
+    // Without keys, it parses and (unauthenticated) sorts first.
+    let unchecked = list_backups(&f.store, None).expect("list");
+    assert_eq!(unchecked[0].entry.name, PLANTED);
+    assert!(unchecked.iter().all(|b| b.check == HeaderCheck::NotChecked));
+    assert!(unchecked.iter().all(|b| b.verified_created().is_none()));
+
+    let listed = list_backups(&f.store, Some(&keys)).expect("list");
+    let planted = listed
+        .iter()
+        .find(|b| b.entry.name == PLANTED)
+        .expect("listed");
+    match &planted.check {
+        HeaderCheck::Refused(reason) => assert!(
+            reason.contains("signature") && reason.contains("does not verify"),
+            "{reason}"
+        ),
+        other => panic!("planted header was {other:?}"),
+    }
+    assert!(planted.created().is_some(), "stated time still shown");
+    assert_eq!(planted.verified_created(), None);
+    let verified: Vec<&str> = listed
+        .iter()
+        .filter(|b| b.is_verified())
+        .map(|b| b.entry.name.as_str())
+        .collect();
+    assert_eq!(verified, vec![newest.as_str(), older.as_str()]);
+
+    assert_eq!(latest_backup(&f.store, &keys).expect("latest"), newest);
+}
+
+#[test]
+fn latest_names_the_location_and_reasons_when_nothing_verifies() {
+    let f = fixture();
+    let genuine = backup_at(&f, "2026-11-24T08:00:00.000000Z");
+    let other = keyring(&P256Identity::generate().expect("key"));
+    let e = latest_backup(&f.store, &other).expect_err("nothing opens");
+    let text = e.to_string();
+    assert!(
+        matches!(e, EngineError::NoVerifiedBackups { refused: 1, .. }),
+        "{e}"
+    );
+    assert!(text.contains(&f.store.location()), "{text}");
+    assert!(
+        text.contains(&genuine) && text.contains("none of the given keys"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_approval_hook_sees_the_installed_header_and_can_refuse() {
+    let f = fixture();
+    let name = backup_at(&f, "2026-11-24T08:00:00.000000Z");
+    let keys = keyring(&f.key);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+
+    let target = f.dir.path().join("refused.db");
+    let record = seen.clone();
+    let options = RestoreOptions {
+        approve: Some(Arc::new(move |h: &sqlseal_format::Header| {
+            record.lock().expect("lock").push(h.metadata.backup_id);
+            Err("not this one".to_owned())
+        })),
+        ..RestoreOptions::default()
+    };
+    let e = restore_backup(
+        &f.store,
+        &name,
+        &keys,
+        &target,
+        &options,
+        &CancelFlag::new(),
+        &NoProgress,
+    )
+    .expect_err("refused");
+    assert!(matches!(e, EngineError::NotApproved { .. }), "{e}");
+    assert!(e.to_string().contains("not this one"), "{e}");
+    assert!(!target.exists(), "nothing installed");
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("sqlseal-restore"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let listed_id = list_backups(&f.store, Some(&keys)).expect("list")[0]
+        .verified_header()
+        .expect("verified")
+        .metadata
+        .backup_id;
+    assert_eq!(*seen.lock().expect("lock"), vec![listed_id]);
+
+    let target = f.dir.path().join("approved.db");
+    let options = RestoreOptions {
+        approve: Some(Arc::new(move |h: &sqlseal_format::Header| {
+            if h.metadata.backup_id == listed_id {
+                Ok(())
+            } else {
+                Err("another backup".to_owned())
+            }
+        })),
+        ..RestoreOptions::default()
+    };
+    restore_backup(
+        &f.store,
+        &name,
+        &keys,
+        &target,
+        &options,
+        &CancelFlag::new(),
+        &NoProgress,
+    )
+    .expect("approved");
+    assert!(target.exists());
+}
