@@ -120,7 +120,8 @@ impl EngineError {
                 CryptoError::StanzaFailed { .. }
                 | CryptoError::StanzaMalformed { .. }
                 | CryptoError::UntrustedSigner { .. }
-                | CryptoError::BadSignature { .. } => true,
+                | CryptoError::BadSignature { .. }
+                | CryptoError::BadSeal { .. } => true,
                 _ => false,
             },
             EngineError::Payload { source, .. } => format_is_integrity(source),
