@@ -14,6 +14,10 @@
 //! location: an `s3://BUCKET/PREFIX` URL ([`S3Location`], reached with
 //! [`S3Settings`]) or a directory.
 //!
+//! [`DatabaseLock`] makes sure only one process at a time backs up a
+//! database to a location: a lock file beside the database, released by
+//! the kernel when its holder dies.
+//!
 //! ```
 //! use std::io::Write;
 //! use sqlseal_store::{BackupStore, LocalStore};
@@ -36,10 +40,12 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+mod lock;
 mod open;
 #[cfg(feature = "s3")]
 mod s3;
 
+pub use lock::{DatabaseLock, LockError};
 pub use open::{S3Location, S3Settings, is_url, open_store};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
