@@ -41,6 +41,7 @@
 
 mod create;
 mod error;
+mod install;
 mod list;
 mod open;
 mod pipeline;
@@ -181,4 +182,3 @@ pub struct VerifyReport {
     /// Seconds the whole operation took.
     pub seconds: f64,
 }
-
