@@ -67,14 +67,16 @@ pub struct Settings {
     /// (a directory path, or an `s3://BUCKET/PREFIX` URL).
     pub location: PathBuf,
     /// Where snapshot methods that copy the database put their temporary
-    /// file: `Backup.TempDir`, else a local `Backup.Location`, else the
-    /// system's temporary directory.
-    pub snapshot_temp_dir: PathBuf,
+    /// file: `Backup.TempDir`, else (`None`) a private directory beside
+    /// each database, on its file system. Never `Backup.Location`, which
+    /// the threat model lets others read.
+    pub snapshot_temp_dir: Option<PathBuf>,
     /// Snapshot method.
     pub method: Method,
     /// Plaintext chunk size.
     pub chunk_size: u32,
-    /// Directory for temporary snapshot files; beside the backups when `None`.
+    /// `Backup.TempDir`: directory for temporary snapshot files and
+    /// verification images; `None` when empty.
     pub temp_dir: Option<PathBuf>,
     /// Time between scheduled backups; `None` disables scheduling.
     pub frequency: Option<std::time::Duration>,
@@ -213,11 +215,7 @@ impl Settings {
         } else {
             location.join("status.json")
         };
-        let snapshot_temp_dir = match (&temp_dir, remote) {
-            (Some(t), _) => t.clone(),
-            (None, false) => location.clone(),
-            (None, true) => std::env::temp_dir(),
-        };
+        let snapshot_temp_dir = temp_dir.clone();
         let frequency = b.frequency.as_std();
         let on_failure = match params.restore.on_failure.as_str() {
             "empty" => OnFailure::Empty,

@@ -99,7 +99,7 @@ impl DatabaseJob for SqliteJob {
         }
         let s = &self.settings;
         let mut snapshot = SnapshotOptions::new(s.method);
-        snapshot.temp_dir = Some(s.snapshot_temp_dir.clone());
+        snapshot.temp_dir = s.snapshot_temp_dir.clone();
         let source = SqliteSource::new(&self.db.path, snapshot);
         let mut options = BackupOptions::new(s.recipients.clone(), s.signer.clone());
         options.chunk_size = s.chunk_size;
