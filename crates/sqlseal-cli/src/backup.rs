@@ -15,7 +15,7 @@ use sqlseal_engine::{
 };
 use sqlseal_format::{Header, Trailer};
 use sqlseal_source::{SnapshotOptions, SqliteSource};
-use sqlseal_store::{BackupStore, LocalStore, S3Settings, is_url, open_store};
+use sqlseal_store::{BackupStore, DatabaseLock, LocalStore, S3Settings, is_url, open_store};
 
 use crate::progress::Bar;
 use crate::{BackupCommand, BackupSelector, keys};
@@ -38,6 +38,9 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 bail!("no --key given; pass at least one private key file");
             };
             let store = open_location(&dir)?;
+            // Not while a daemon (or another create) backs up this
+            // database to this location; held until the backup is done.
+            let _lock = DatabaseLock::acquire(&db, &store.location())?;
             // Temp files of crashed writers (over an hour old) go first.
             if let Err(e) = store.clean_stale(std::time::Duration::from_secs(3600)) {
                 eprintln!("warning: could not clean stale temporary files: {e}");
