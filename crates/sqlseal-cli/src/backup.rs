@@ -16,7 +16,7 @@ use sqlseal_engine::{
 };
 use sqlseal_format::{Header, Trailer};
 use sqlseal_source::{SnapshotOptions, SqliteSource};
-use sqlseal_store::{BackupStore, LocalStore, S3Settings, is_url, open_store};
+use sqlseal_store::{BackupStore, DatabaseLock, LocalStore, S3Settings, is_url, open_store};
 
 use crate::progress::Bar;
 use crate::{BackupCommand, BackupSelector, keys};
@@ -39,21 +39,18 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 bail!("no --key given; pass at least one private key file");
             };
             let store = open_location(&dir)?;
+            // Not while a daemon (or another create) backs up this
+            // database to this location; held until the backup is done.
+            let _lock = DatabaseLock::acquire(&db, &store.location())?;
             // Temp files of crashed writers (over an hour old) go first.
             if let Err(e) = store.clean_stale(std::time::Duration::from_secs(3600)) {
                 eprintln!("warning: could not clean stale temporary files: {e}");
             }
             let mut snapshot = SnapshotOptions::new(method);
-            // Temporary snapshot files live beside the backups unless told
-            // otherwise (or the backups are remote).
-            snapshot.temp_dir = Some(match temp_dir {
-                Some(t) => t,
-                None if is_url(&dir) => std::env::temp_dir(),
-                None => {
-                    create_private_dir(&dir)?;
-                    dir.clone()
-                }
-            });
+            // The plaintext copy of `backup-api` and `vacuum` goes to a
+            // private directory beside the database unless told otherwise;
+            // never among the backups, which others may read.
+            snapshot.temp_dir = temp_dir;
             let source = SqliteSource::new(&db, snapshot);
             let mut options = BackupOptions::new(recipients, signer);
             options.chunk_size = chunk_size;
@@ -221,19 +218,6 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("creating backup directory {}", dir.display()))
 }
 
 /// The S3 parameters from the environment (`SQLSEAL_S3_*`), as the

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sqlseal_params::{Loaded, Params};
-use sqlseal_schedule::{RestoreOutcome, Scheduler, Settings, auto_restore_settings, read_status};
+use sqlseal_schedule::{
+    RestoreOutcome, Scheduler, Settings, auto_restore_settings, lock_databases, read_status,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -137,6 +139,10 @@ pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
     for w in &settings.warnings {
         warn!("{w}");
     }
+    // Before anything else touches a database: a second daemon (or a
+    // one-shot backup) on the same databases and location stops here.
+    // Held until the scheduler stops, released by the kernel if we die.
+    let locks = lock_databases(&settings)?;
     // Before the scheduler starts, so the service never sees an empty
     // database while a good backup exists.
     let report = auto_restore_settings(&settings)?;
@@ -166,7 +172,7 @@ pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
             location = %settings.location.display(),
             "sqlseal daemon started"
         );
-        let scheduler = Scheduler::new(settings).spawn(token.clone());
+        let scheduler = Scheduler::new(settings).holding(locks).spawn(token.clone());
         tokio::pin!(scheduler);
         let result = tokio::select! {
             r = &mut scheduler => r,

@@ -140,7 +140,7 @@ enum BackupCommand {
         /// Plaintext bytes per chunk.
         #[arg(long, default_value_t = sqlseal_format::DEFAULT_CHUNK_SIZE, value_name = "BYTES")]
         chunk_size: u32,
-        /// Directory for temporary snapshot files (default: the backup directory).
+        /// Directory for the temporary copy of backup-api and vacuum (default: a private directory beside the database).
         #[arg(long, value_name = "DIR")]
         temp_dir: Option<PathBuf>,
         /// Print a JSON object instead of the path.

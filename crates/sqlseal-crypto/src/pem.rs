@@ -169,8 +169,8 @@ pub fn parse_key_pem(bytes: &[u8]) -> Result<KeyFile, String> {
 
 struct PemBlock {
     label: String,
-    /// The whole block, BEGIN to END lines.
-    text: String,
+    /// The whole block, BEGIN to END lines: private key text, wiped on drop.
+    text: Zeroizing<String>,
     encrypted_headers: bool,
     /// Whether the `-----END` line was seen (false: the file was cut short).
     complete: bool,
@@ -178,6 +178,9 @@ struct PemBlock {
 
 fn pem_blocks(text: &str) -> Vec<PemBlock> {
     let mut blocks = Vec::new();
+    // No block is longer than the whole text: reserved up front so that no
+    // reallocation leaves an unwiped copy of key text behind.
+    let capacity = text.len() + 1;
     let mut current: Option<PemBlock> = None;
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
@@ -185,9 +188,12 @@ fn pem_blocks(text: &str) -> Vec<PemBlock> {
             .strip_prefix("-----BEGIN ")
             .and_then(|l| l.strip_suffix("-----"))
         {
+            let mut block_text = Zeroizing::new(String::with_capacity(capacity));
+            block_text.push_str(line);
+            block_text.push('\n');
             current = Some(PemBlock {
                 label: label.to_owned(),
-                text: format!("{line}\n"),
+                text: block_text,
                 encrypted_headers: false,
                 complete: false,
             });
@@ -238,6 +244,19 @@ fn name_foreign_key(der: &[u8]) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// Decodes a block's base64 into a buffer that is wiped on drop, sized up
+/// front (base64 is longer than what it encodes) so that the DER of a
+/// private key is never copied into memory that is not wiped.
+fn decode_der(block: &PemBlock) -> Result<(&str, Zeroizing<Vec<u8>>), String> {
+    let mut der = Zeroizing::new(vec![0u8; block.text.len()]);
+    let (label, len) = pem_rfc7468::decode(block.text.as_bytes(), &mut der)
+        .map(|(label, bytes)| (label, bytes.len()))
+        .map_err(|e| format!("malformed `{}` PEM block: {e}", block.label))?;
+    // Shortening keeps the allocation; Zeroizing wipes all of its capacity.
+    der.truncate(len);
+    Ok((label, der))
+}
+
 fn parse_block(block: &PemBlock) -> Result<KeyFile, String> {
     if block.encrypted_headers {
         return Err("the private key is encrypted with a passphrase; decrypt it with `openssl ec -in FILE -out PLAIN.pem` and keep the result 0600".into());
@@ -248,9 +267,7 @@ fn parse_block(block: &PemBlock) -> Result<KeyFile, String> {
             block.label
         ));
     }
-    let (label, der) = pem_rfc7468::decode_vec(block.text.as_bytes())
-        .map_err(|e| format!("malformed `{}` PEM block: {e}", block.label))?;
-    let der = Zeroizing::new(der);
+    let (label, der) = decode_der(block)?;
     let foreign = |what: &str| match name_foreign_key(&der) {
         Some(name) => format!(
             "holds {name}; sqlseal needs a P-256 (prime256v1) key, e.g. from `sqlseal keygen`"
@@ -298,6 +315,40 @@ mod tests {
             KeyFile::Public(back) => assert_eq!(back.public_key(), id.recipient().public_key()),
             KeyFile::Private(_) => panic!("expected a public key"),
         }
+    }
+
+    /// What can be checked without reading freed memory: every buffer that
+    /// holds private key text or DER is a `Zeroizing` (wiped on drop, on
+    /// every path), sized so that it never reallocates, and holds exactly
+    /// what it should.
+    #[test]
+    fn private_key_copies_are_zeroizing_and_never_reallocate() {
+        let id = P256Identity::generate().expect("key");
+        let pem = id.to_pkcs8_pem().expect("pem");
+
+        let dir = std::env::temp_dir().join(format!("sqlseal-pem-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("key.pem");
+        std::fs::write(&path, pem.as_bytes()).expect("write");
+        let read: Zeroizing<Vec<u8>> = read_bounded(&path).expect("read");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert_eq!(read.as_slice(), pem.as_bytes());
+        assert_eq!(read.capacity(), MAX_KEY_FILE_LEN + 1, "reserved, not grown");
+
+        let text = std::str::from_utf8(&read).expect("utf8");
+        let blocks = pem_blocks(text);
+        assert_eq!(blocks.len(), 1);
+        let block_text: &Zeroizing<String> = &blocks[0].text;
+        assert_eq!(block_text.as_str(), pem.as_str());
+        assert_eq!(block_text.capacity(), text.len() + 1, "reserved, not grown");
+
+        let (label, der): (&str, Zeroizing<Vec<u8>>) = decode_der(&blocks[0]).expect("der");
+        assert_eq!(label, "PRIVATE KEY");
+        let expected = pem_rfc7468::decode_vec(pem.as_bytes())
+            .expect("reference")
+            .1;
+        assert_eq!(der.as_slice(), expected.as_slice());
+        assert!(der.capacity() >= der.len());
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod create;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod install;
 mod list;
 mod open;
 mod pipeline;

@@ -8,6 +8,7 @@ use sqlseal_crypto::Keyring;
 use sqlseal_format::Header;
 use sqlseal_store::BackupStore;
 
+use crate::install;
 use crate::open::{io_err, restore_into_file};
 use crate::{CancelFlag, EngineError, Progress, VerifyOptions, VerifyReport};
 
@@ -54,9 +55,11 @@ pub struct RestoreReport {
 /// Restores `name` to `target`: writes the image to a temporary file
 /// beside it, checks it exactly as [`verify_backup`] does, sets 0600, and
 /// renames it into place. An existing target is refused unless `force`;
-/// with `force` it and its `-wal`/`-shm` files are first moved aside to
-/// `TARGET.pre-restore.<time>` (never deleted). On any failure the target
-/// is left as it was and no temporary file remains.
+/// with `force` it and its `-wal`/`-shm`/`-journal` files are first moved
+/// aside to `TARGET.pre-restore.<time>` (never deleted). Such side files
+/// left without their database are moved aside too, and temporary files of
+/// an earlier, killed restore of the same target are removed. On any
+/// failure the target is left as it was and no temporary file remains.
 pub fn restore_backup(
     store: &dyn BackupStore,
     name: &str,
@@ -90,6 +93,8 @@ pub fn restore_backup(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "database".into());
     let prefix = format!(".{file_name}.sqlseal-restore-");
+    // Temporary files of a restore of this target that was killed.
+    install::remove_stale_temps(&parent, &prefix)?;
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix);
     #[cfg(unix)]
@@ -118,21 +123,9 @@ pub fn restore_backup(
             reason,
         })?;
     }
-    let mut moved_aside = Vec::new();
-    if target.symlink_metadata().is_ok() {
-        let stamp = jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%S%.6fZ")
-            .to_string();
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let from = PathBuf::from(format!("{}{suffix}", target.display()));
-            if from.symlink_metadata().is_err() {
-                continue;
-            }
-            let to = PathBuf::from(format!("{}.pre-restore.{stamp}{suffix}", target.display()));
-            std::fs::rename(&from, &to).map_err(io_err("moving aside", &from))?;
-            moved_aside.push(to);
-        }
-    }
+    // With the target or without it: stale -wal, -shm and -journal files
+    // would be replayed onto the restored image.
+    let moved_aside = install::move_aside(target)?;
     file.persist_noclobber(target)
         .map_err(|e| EngineError::Io {
             what: "installing the restored database at",

@@ -98,8 +98,10 @@ pub struct Backup {
         deserialize_with = "deserialize_backup_chunk_size"
     )]
     pub chunk_size: u64,
-    /// Directory for temporary snapshot files. Empty means beside the backup directory, on the same
-    /// file system.
+    /// Directory for the temporary plaintext copy that the backup-api and vacuum snapshot methods
+    /// make, and for verification images. Empty means a private (0700) directory beside each
+    /// database, on its file system, removed after each backup; never Backup.Location, which others
+    /// may be allowed to read.
     ///
     /// `Backup.TempDir`: filename, default `""`, environment `SQLSEAL_BACKUP_TEMPDIR`.
     #[serde(rename = "TempDir", deserialize_with = "deserialize_param")]
@@ -378,7 +380,7 @@ pub static PARAMS: [Param; 21] = [
         name: "Backup.TempDir",
         env: "SQLSEAL_BACKUP_TEMPDIR",
         kind: ParamType::Filename,
-        description: "Directory for temporary snapshot files. Empty means beside the backup directory, on the same file system.",
+        description: "Directory for the temporary plaintext copy that the backup-api and vacuum snapshot methods make, and for verification images. Empty means a private (0700) directory beside each database, on its file system, removed after each backup; never Backup.Location, which others may be allowed to read.",
         choices: &[],
         secret: false,
         set: |p, input| set_param(&mut p.backup.temp_dir, input, no_check),

@@ -68,14 +68,16 @@ pub struct Settings {
     /// (a directory path, or an `s3://BUCKET/PREFIX` URL).
     pub location: PathBuf,
     /// Where snapshot methods that copy the database put their temporary
-    /// file: `Backup.TempDir`, else a local `Backup.Location`, else the
-    /// system's temporary directory.
-    pub snapshot_temp_dir: PathBuf,
+    /// file: `Backup.TempDir`, else (`None`) a private directory beside
+    /// each database, on its file system. Never `Backup.Location`, which
+    /// the threat model lets others read.
+    pub snapshot_temp_dir: Option<PathBuf>,
     /// Snapshot method.
     pub method: Method,
     /// Plaintext chunk size.
     pub chunk_size: u32,
-    /// Directory for temporary snapshot files; beside the backups when `None`.
+    /// `Backup.TempDir`: directory for temporary snapshot files and
+    /// verification images; `None` when empty.
     pub temp_dir: Option<PathBuf>,
     /// Time between scheduled backups; `None` disables scheduling.
     pub frequency: Option<std::time::Duration>,
@@ -224,11 +226,7 @@ impl Settings {
         } else {
             location.join("status.json")
         };
-        let snapshot_temp_dir = match (&temp_dir, remote) {
-            (Some(t), _) => t.clone(),
-            (None, false) => location.clone(),
-            (None, true) => std::env::temp_dir(),
-        };
+        let snapshot_temp_dir = temp_dir.clone();
         let frequency = b.frequency.as_std();
         let on_failure = match params.restore.on_failure.as_str() {
             "empty" => OnFailure::Empty,
@@ -290,4 +288,62 @@ fn prove_writable(dir: &Path) -> Result<(), String> {
         .tempfile_in(dir)
         .map(drop)
         .map_err(|e| format!("directory {} is not writable: {e}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(dir: &Path) -> Params {
+        let key = P256Identity::generate().expect("key");
+        let key_file = dir.join("server.pem");
+        std::fs::write(&key_file, key.to_pkcs8_pem().expect("pem").as_bytes()).expect("key file");
+        let mut params = Params::default();
+        params.backup.keys = vec![key_file];
+        params.backup.location = dir.join("backups");
+        params.database.paths = vec![dir.join("data/app.db")];
+        params
+    }
+
+    #[test]
+    fn snapshot_copies_are_never_made_in_the_backup_location() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut params = params(dir.path());
+        let settings = Settings::from_params(&params).expect("settings");
+        assert_eq!(
+            settings.snapshot_temp_dir, None,
+            "unset: the source's private directory beside each database"
+        );
+        let scratch = dir.path().join("scratch");
+        params.backup.temp_dir = scratch.clone();
+        let settings = Settings::from_params(&params).expect("settings");
+        assert_eq!(settings.snapshot_temp_dir, Some(scratch));
+    }
+
+    #[tokio::test]
+    async fn a_scheduler_will_not_run_beside_another_holder_of_the_locks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let params = params(dir.path());
+        std::fs::create_dir(dir.path().join("data")).expect("db dir");
+        let settings = Settings::from_params(&params).expect("settings");
+        let held = crate::lock_databases(&settings).expect("first holder");
+        let token = tokio_util::sync::CancellationToken::new();
+        token.cancel();
+        let result = crate::Scheduler::new(settings.clone())
+            .run(token.clone())
+            .await;
+        let Err(crate::ScheduleError::Locked(e)) = result else {
+            panic!("expected Locked, got {result:?}");
+        };
+        assert!(
+            e.to_string()
+                .contains(&format!("by process {}", std::process::id())),
+            "{e}"
+        );
+        drop(held);
+        crate::Scheduler::new(settings)
+            .run(token)
+            .await
+            .expect("runs (and stops at once) once the locks are free");
+    }
 }

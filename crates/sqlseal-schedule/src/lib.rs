@@ -2,23 +2,26 @@
 //! retention of the newest N, auto-restore of missing databases at
 //! start-up, and a status file.
 //!
-//! A service that embeds sqlseal calls [`auto_restore`] before it opens its
-//! database, so it never starts on an empty database while a good backup
-//! exists, then spawns the [`Scheduler`] with its own cancellation token:
+//! A service that embeds sqlseal takes the [`DatabaseLocks`] (so that no
+//! other process backs up the same databases to the same place), calls
+//! [`auto_restore`] before it opens its database, so it never starts on an
+//! empty database while a good backup exists, then spawns the
+//! [`Scheduler`], holding the locks, with its own cancellation token:
 //!
 //! ```no_run
 //! use sqlseal_params::Params;
-//! use sqlseal_schedule::{Scheduler, Settings, auto_restore_settings};
+//! use sqlseal_schedule::{Scheduler, Settings, auto_restore_settings, lock_databases};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn service() -> Result<(), Box<dyn std::error::Error>> {
 //! let yaml = std::fs::read_to_string("sqlseal.yaml")?;
 //! let params = Params::load(Some(&yaml), sqlseal_params::process_env)?.params;
 //! let settings = Settings::from_params(&params)?;
+//! let locks = lock_databases(&settings)?; // fails if another process backs them up
 //! auto_restore_settings(&settings)?; // before opening the database
 //!
 //! let token = CancellationToken::new();
-//! let backups = Scheduler::new(settings).spawn(token.clone());
+//! let backups = Scheduler::new(settings).holding(locks).spawn(token.clone());
 //! // ... run the service; on shutdown:
 //! token.cancel();
 //! backups.await??;
@@ -29,6 +32,7 @@
 //! Which item for which job:
 //! - [`Settings::from_params`]: check a configuration and load its keys,
 //!   with errors that name the parameter.
+//! - [`lock_databases`]: one process per database and backup location.
 //! - [`auto_restore`] / [`auto_restore_settings`]: restore missing databases.
 //! - [`Scheduler`]: the periodic backups; [`Clock`] and [`DatabaseJob`] are
 //!   its seams for tests.
@@ -50,6 +54,8 @@ mod scheduler;
 mod status;
 
 use std::path::PathBuf;
+
+use sqlseal_store::{DatabaseLock, LockError};
 
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, DatabaseConfig, OnFailure, Settings, s3_settings};
@@ -82,6 +88,9 @@ pub enum ScheduleError {
         /// Every backup tried, newest first, and why it was refused.
         refused: Vec<Refused>,
     },
+    /// Another process backs up a database to the same location.
+    #[error(transparent)]
+    Locked(#[from] LockError),
     /// A background task failed.
     #[error("background task failed: {0}")]
     Task(String),
@@ -93,6 +102,38 @@ fn list_refused(refused: &[Refused]) -> String {
         .map(|r| format!("{} ({})", r.backup, r.reason))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The locks on every configured database and its backup location, held
+/// until dropped (see [`DatabaseLock`]).
+#[derive(Debug)]
+pub struct DatabaseLocks {
+    // Held, never read: dropping them releases the locks.
+    _held: Vec<DatabaseLock>,
+}
+
+/// Takes the lock on every configured database and its backup location,
+/// without waiting: if another process (a second daemon, a one-shot
+/// `sqlseal backup create`) holds one, fails naming the database, the
+/// location and that process's id. Call it before [`auto_restore_settings`]
+/// and keep the locks for as long as backups may run.
+pub fn lock_databases(settings: &Settings) -> Result<DatabaseLocks, ScheduleError> {
+    lock_all(
+        settings
+            .databases
+            .iter()
+            .map(|d| (d.path.clone(), d.store.location())),
+    )
+}
+
+pub(crate) fn lock_all(
+    databases: impl IntoIterator<Item = (PathBuf, String)>,
+) -> Result<DatabaseLocks, ScheduleError> {
+    let mut locks = Vec::new();
+    for (path, location) in databases {
+        locks.push(DatabaseLock::acquire(&path, &location)?);
+    }
+    Ok(DatabaseLocks { _held: locks })
 }
 
 /// Checks `params`, then restores every missing database from its newest

@@ -2,6 +2,7 @@
 //! retention after each verified backup, a status file, and a clean stop
 //! when the cancellation token fires.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use crate::config::{DatabaseConfig, Settings};
 use crate::newest::{NewestBackup, record_newest};
 use crate::retention::beyond_max_count;
 use crate::status::StatusWriter;
-use crate::{ScheduleError, now_string};
+use crate::{DatabaseLocks, ScheduleError, lock_all, now_string};
 
 /// How old a temporary file must be before it is taken for a crashed writer's.
 const STALE_AGE: Duration = Duration::from_secs(3600);
@@ -102,7 +103,7 @@ impl DatabaseJob for SqliteJob {
         }
         let s = &self.settings;
         let mut snapshot = SnapshotOptions::new(s.method);
-        snapshot.temp_dir = Some(s.snapshot_temp_dir.clone());
+        snapshot.temp_dir = s.snapshot_temp_dir.clone();
         let source = SqliteSource::new(&self.db.path, snapshot);
         let mut options = BackupOptions::new(s.recipients.clone(), s.signer.clone());
         options.chunk_size = s.chunk_size;
@@ -171,12 +172,23 @@ impl DatabaseJob for SqliteJob {
     }
 }
 
+/// Which database locks a scheduler holds while it runs.
+enum Locking {
+    /// None (test doubles and embedders' own jobs).
+    None,
+    /// Taken before the scheduler was built (see [`Scheduler::holding`]).
+    Held(DatabaseLocks),
+    /// To be taken when it starts: each database and its backup location.
+    Take(Vec<(PathBuf, String)>),
+}
+
 /// Runs scheduled backups until cancelled.
 pub struct Scheduler {
     jobs: Vec<Arc<dyn DatabaseJob>>,
     frequency: Option<Duration>,
     clock: Arc<dyn Clock>,
     status: Option<Arc<StatusWriter>>,
+    locks: Locking,
 }
 
 impl Scheduler {
@@ -194,6 +206,13 @@ impl Scheduler {
                 .iter()
                 .map(|d| (d.name.clone(), d.path.clone())),
         );
+        let locks = Locking::Take(
+            settings
+                .databases
+                .iter()
+                .map(|d| (d.path.clone(), d.store.location()))
+                .collect(),
+        );
         let settings = Arc::new(settings);
         let jobs = settings
             .databases
@@ -207,7 +226,15 @@ impl Scheduler {
             frequency: settings.frequency,
             clock,
             status: Some(Arc::new(status)),
+            locks,
         }
+    }
+
+    /// Holds `locks` (from [`lock_databases`](crate::lock_databases)) for
+    /// as long as the scheduler runs, instead of taking them when it starts.
+    pub fn holding(mut self, locks: DatabaseLocks) -> Self {
+        self.locks = Locking::Held(locks);
+        self
     }
 
     /// A scheduler over arbitrary jobs (for tests and embedders), without a status file.
@@ -221,13 +248,24 @@ impl Scheduler {
             frequency,
             clock,
             status: None,
+            locks: Locking::None,
         }
     }
 
     /// Runs until `token` is cancelled, then cancels the backup in flight
     /// at its next chunk boundary and returns once every task has stopped.
-    /// With `Backup.Frequency` 0 it only waits for the token.
+    /// With `Backup.Frequency` 0 it only waits for the token. A scheduler
+    /// built from settings holds the lock on each database and location
+    /// throughout (taking them first unless given [`Scheduler::holding`]),
+    /// and fails at once with [`ScheduleError::Locked`] if another process
+    /// holds one.
     pub async fn run(self, token: CancellationToken) -> Result<(), ScheduleError> {
+        // Dropped, and so released, only when the run ends.
+        let _locks = match self.locks {
+            Locking::None => None,
+            Locking::Held(locks) => Some(locks),
+            Locking::Take(databases) => Some(lock_all(databases)?),
+        };
         let Some(frequency) = self.frequency else {
             info!("Backup.Frequency is 0: scheduled backups are disabled");
             token.cancelled().await;

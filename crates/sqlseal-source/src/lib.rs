@@ -171,8 +171,10 @@ impl SnapshotInfo {
 pub struct SnapshotOptions {
     /// The snapshot method.
     pub method: Method,
-    /// Where `backup-api` and `vacuum` put their temporary file; the
-    /// system's temporary directory when `None`.
+    /// Where `backup-api` and `vacuum` put their temporary copy (in a
+    /// private 0700 directory, removed after); when `None`, the database's
+    /// own directory, so that the plaintext copy stays on the database's
+    /// file system, beside a file that is just as readable.
     pub temp_dir: Option<PathBuf>,
     /// Approximate size of the blocks handed out (rounded to whole pages).
     pub block_size: usize,
@@ -479,12 +481,29 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
     Ok(())
 }
 
+/// The directory in which `backup-api` and `vacuum` make their private
+/// temporary directory: [`SnapshotOptions::temp_dir`], else the database's
+/// own directory.
+pub fn snapshot_temp_root(db: &Path, options: &SnapshotOptions) -> PathBuf {
+    match (&options.temp_dir, db.parent()) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(parent)) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        (None, _) => PathBuf::from("."),
+    }
+}
+
 /// `backup-api` and `vacuum`: copy into a private temporary directory, then stream the copy.
 fn snapshot_via_file(path: &Path, options: &SnapshotOptions, started: &mut Started) -> Result<()> {
-    let temp_root = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let temp_root = snapshot_temp_root(path, options);
     // A 0700 directory holds the copy; it and everything in it is removed on every path out.
-    let dir = tempfile::Builder::new()
-        .prefix(".sqlseal-snapshot-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".sqlseal-snapshot-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    let dir = builder
         .tempdir_in(&temp_root)
         .map_err(|e| SourceError::Io {
             what: "creating a temporary directory in",
@@ -693,6 +712,24 @@ mod tests {
                 .parse::<Method>()
                 .expect_err("unknown")
                 .contains("dbpage")
+        );
+    }
+
+    #[test]
+    fn snapshot_copies_default_to_the_database_directory() {
+        let mut options = SnapshotOptions::new(Method::Vacuum);
+        assert_eq!(
+            snapshot_temp_root(Path::new("/srv/data/app.db"), &options),
+            Path::new("/srv/data")
+        );
+        assert_eq!(
+            snapshot_temp_root(Path::new("app.db"), &options),
+            Path::new(".")
+        );
+        options.temp_dir = Some(PathBuf::from("/scratch"));
+        assert_eq!(
+            snapshot_temp_root(Path::new("/srv/data/app.db"), &options),
+            Path::new("/scratch")
         );
     }
 

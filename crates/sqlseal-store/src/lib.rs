@@ -14,6 +14,10 @@
 //! location: an `s3://BUCKET/PREFIX` URL ([`S3Location`], reached with
 //! [`S3Settings`]) or a directory.
 //!
+//! [`DatabaseLock`] makes sure only one process at a time backs up a
+//! database to a location: a lock file beside the database, released by
+//! the kernel when its holder dies.
+//!
 //! ```
 //! use std::io::Write;
 //! use sqlseal_store::{BackupStore, LocalStore};
@@ -36,10 +40,12 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+mod lock;
 mod open;
 #[cfg(feature = "s3")]
 mod s3;
 
+pub use lock::{DatabaseLock, LockError};
 pub use open::{S3Location, S3Settings, is_url, open_store};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
@@ -80,6 +86,9 @@ pub enum StoreError {
     /// A backup of that name exists already.
     #[error("backup {0} exists already; refusing to replace it")]
     AlreadyExists(String),
+    /// A backup's name is taken by a symlink, a directory, a FIFO or another non-file.
+    #[error("{} is not a regular file; sqlseal reads only regular backup files (remove or replace it)", .0.display())]
+    NotRegular(PathBuf),
     /// The name is not a valid backup file name.
     #[error("invalid backup name `{0}`: expected a plain file name ending in .sqlseal")]
     InvalidName(String),
@@ -238,6 +247,14 @@ impl BackupStore for LocalStore {
             if validate_name(&name).is_err() {
                 continue;
             }
+            // Neither a symlink nor a FIFO, socket or device: only regular files.
+            let is_file = entry
+                .file_type()
+                .map_err(self.io("reading", &entry.path()))?
+                .is_file();
+            if !is_file {
+                continue;
+            }
             let meta = entry
                 .metadata()
                 .map_err(self.io("reading", &entry.path()))?;
@@ -259,14 +276,22 @@ impl BackupStore for LocalStore {
             return Err(StoreError::InvalidName(name.chars().take(80).collect()));
         }
         let path = self.dir.join(name);
-        match File::open(&path) {
-            Ok(f) => Ok(Box::new(f)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound {
-                name: name.to_owned(),
-                location: self.location(),
-            }),
-            Err(e) => Err(self.io("opening", &path)(e)),
+        let file = match open_regular(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    name: name.to_owned(),
+                    location: self.location(),
+                });
+            }
+            Err(e) if is_symlink_refusal(&e) => return Err(StoreError::NotRegular(path)),
+            Err(e) => return Err(self.io("opening", &path)(e)),
+        };
+        let meta = file.metadata().map_err(self.io("reading", &path))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotRegular(path));
         }
+        Ok(Box::new(file))
     }
 
     fn create(&self, name: &str) -> Result<Box<dyn BackupWriter>> {
@@ -349,6 +374,34 @@ impl BackupStore for LocalStore {
 
     fn local_path(&self, name: &str) -> Option<PathBuf> {
         Some(self.dir.join(name))
+    }
+}
+
+/// Opens `path` for reading without following a symlink and without
+/// blocking on a FIFO (`O_NOFOLLOW | O_NONBLOCK`); the caller checks that
+/// what it opened is a regular file. Reads of a regular file ignore
+/// `O_NONBLOCK`, so the flag can stay set.
+fn open_regular(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NOFOLLOW | libc::O_NONBLOCK,
+    );
+    options.open(path)
+}
+
+/// `O_NOFOLLOW` on a symlink fails with `ELOOP`.
+pub(crate) fn is_symlink_refusal(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
     }
 }
 
@@ -590,6 +643,52 @@ mod tests {
             1,
             "finished backups stay"
         );
+    }
+
+    /// Runs `f` on another thread and fails if it takes more than a few
+    /// seconds (a blocking open of a FIFO would never return).
+    #[cfg(unix)]
+    fn within_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("returned within 5 s (did open block?)")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn open_refuses_a_symlink_named_like_a_backup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("secret.txt");
+        std::fs::write(&secret, "not a backup").expect("secret");
+        let store_dir = dir.path().join("b");
+        std::fs::create_dir(&store_dir).expect("mkdir");
+        std::os::unix::fs::symlink(&secret, store_dir.join(name(1))).expect("symlink");
+        let store = LocalStore::new(&store_dir);
+        let result = within_seconds(move || store.open(&name(1)).map(drop));
+        let err = result.expect_err("a symlink is refused");
+        assert!(matches!(err, StoreError::NotRegular(_)), "{err:?}");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(LocalStore::new(&store_dir).list().expect("list").is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn open_refuses_a_fifo_named_like_a_backup_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join(name(1));
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success(), "mkfifo");
+        let store = LocalStore::new(dir.path());
+        let result = within_seconds(move || store.open(&name(1)).map(drop));
+        let err = result.expect_err("a FIFO is refused");
+        assert!(matches!(err, StoreError::NotRegular(_)), "{err:?}");
+        assert!(LocalStore::new(dir.path()).list().expect("list").is_empty());
     }
 
     #[test]

@@ -1,0 +1,302 @@
+//! Operational safety of the real binary: one backup writer per database
+//! and location, and plaintext snapshot copies kept out of the backup
+//! directory.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("sqlseal")
+}
+
+fn sqlseal(args: &[&str], dir: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs")
+}
+
+fn make_db(path: &Path, rows: i64, blob: i64) {
+    let conn = Connection::open(path).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);",
+    )
+    .expect("schema");
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
+         INSERT INTO t(v, b) SELECT 'row ' || i, randomblob(?2) FROM c",
+        [rows, blob],
+    )
+    .expect("rows");
+}
+
+fn keygen(dir: &Path) {
+    let out = sqlseal(&["keygen", "-o", "server.pem"], dir);
+    assert!(out.status.success(), "keygen: {out:?}");
+}
+
+/// The `error:` lines of a failed command's stderr.
+fn error_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs `cmd` to completion, failing the test if it takes longer than `limit`.
+fn output_within(mut cmd: Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the command did not exit within {limit:?}");
+        }
+    }
+}
+
+/// The daemon's lock files beside `db`, with what each holds.
+fn lock_files(db: &Path) -> Vec<(PathBuf, String)> {
+    let dir = db.parent().expect("db dir");
+    let name = db.file_name().expect("db name").to_string_lossy();
+    let prefix = format!(".{name}.sqlseal-");
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir") {
+        let e = e.expect("entry");
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&prefix) && n.ends_with(".lock") {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            found.push((e.path(), text));
+        }
+    }
+    found
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_second_daemon_and_a_one_shot_backup_are_refused_while_one_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("app.db");
+    make_db(&db, 200, 100);
+    keygen(dir.path());
+    std::fs::write(
+        dir.path().join("sqlseal.yaml"),
+        "Backup:\n  Location: backups\n  Frequency: 1h\n  Keys: [server.pem]\nDatabase:\n  Paths: [app.db]\n",
+    )
+    .expect("config");
+    let first = KillOnDrop(
+        Command::new(bin())
+            .args(["run", "--config", "sqlseal.yaml"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the first daemon"),
+    );
+    let first_pid = first.0.id();
+
+    // The first daemon holds its lock once its pid is in the lock file.
+    let started = Instant::now();
+    let lock = loop {
+        let locks = lock_files(&db);
+        if let Some((path, _)) = locks
+            .iter()
+            .find(|(_, text)| text.trim() == first_pid.to_string())
+        {
+            break path.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the first daemon never took its lock: {locks:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&lock).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the lock file is private");
+    }
+
+    // A second daemon on the same configuration stops at once.
+    let mut second = Command::new(bin());
+    second
+        .args(["run", "--config", "sqlseal.yaml"])
+        .current_dir(dir.path());
+    let out = output_within(second, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1), "second daemon: {out:?}");
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "one error line: {out:?}");
+    let line = &errors[0];
+    assert!(
+        line.contains("database app.db is already being backed up to ")
+            && line.contains(&format!(
+                "backups/app.db by process {first_pid}; stop that process first"
+            )),
+        "{line}"
+    );
+
+    // So does a one-shot backup of the same database to the same place,
+    // however the directory is spelled.
+    let absolute = dir.path().join("backups/app.db/");
+    for spelling in ["backups/app.db", absolute.to_str().expect("utf-8")] {
+        let mut create = Command::new(bin());
+        create
+            .args(["backup", "create", "--db", "app.db", "--dir", spelling])
+            .args(["--key", "server.pem"])
+            .current_dir(dir.path());
+        let out = output_within(create, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(1), "backup create: {out:?}");
+        let errors = error_lines(&out);
+        assert_eq!(errors.len(), 1, "{out:?}");
+        assert!(
+            errors[0].contains(&format!("by process {first_pid}; stop that process first")),
+            "{}",
+            errors[0]
+        );
+    }
+
+    // Once the first daemon is dead (SIGKILL: no clean-up of its own),
+    // the kernel has released its lock and a backup goes ahead.
+    drop(first);
+    let out = sqlseal(
+        &[
+            "backup",
+            "create",
+            "--db",
+            "app.db",
+            "--dir",
+            "backups/app.db",
+            "--key",
+            "server.pem",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "after the daemon died: {out:?}");
+    assert!(lock.exists(), "the lock file stays, only unlocked");
+}
+
+#[test]
+fn snapshot_copies_never_touch_the_backup_directory() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let a = root.path().join("a");
+    let b = root.path().join("b");
+    std::fs::create_dir(&a).expect("a");
+    std::fs::create_dir(&b).expect("b");
+    let db = a.join("app.db");
+    // Large enough that the copy lives for a while as it is sealed.
+    make_db(&db, 2000, 16 * 1024);
+    keygen(root.path());
+
+    for method in ["backup-api", "vacuum"] {
+        // Watch both directories for every name that appears in them.
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen_a = Arc::new(Mutex::new(BTreeSet::new()));
+        let seen_b = Arc::new(Mutex::new(BTreeSet::new()));
+        let watcher = {
+            let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+            let (seen_a, seen_b) = (seen_a.clone(), seen_b.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    seen_a.lock().expect("lock").extend(names(&a));
+                    seen_b.lock().expect("lock").extend(names(&b));
+                }
+            })
+        };
+        let out = sqlseal(
+            &[
+                "backup",
+                "create",
+                "--db",
+                "a/app.db",
+                "--dir",
+                "b",
+                "--key",
+                "server.pem",
+                "--method",
+                method,
+            ],
+            root.path(),
+        );
+        stop.store(true, Ordering::Relaxed);
+        watcher.join().expect("watcher");
+        assert!(out.status.success(), "{method}: {out:?}");
+        let backup = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let backup_name = Path::new(&backup)
+            .file_name()
+            .expect("backup file name")
+            .to_string_lossy()
+            .into_owned();
+
+        let strays: Vec<String> = seen_b
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|n| {
+                // Earlier backups, and this one and its own temporary file.
+                let finished_backup = n.ends_with(".sqlseal") && !n.starts_with('.');
+                let its_temp_file = n.starts_with(&format!(".{backup_name}.tmp-"));
+                !finished_backup && !its_temp_file
+            })
+            .cloned()
+            .collect();
+        assert!(
+            strays.is_empty(),
+            "{method}: stray entries in the backup directory: {strays:?}"
+        );
+        assert!(
+            seen_a
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|n| n.starts_with(".sqlseal-snapshot-")),
+            "{method}: the copy was made beside the database"
+        );
+        let left: Vec<String> = names(&a)
+            .into_iter()
+            .filter(|n| n.starts_with(".sqlseal-snapshot-"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{method}: copy left beside the database: {left:?}"
+        );
+    }
+}
+
+fn names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
