@@ -113,16 +113,16 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             which,
             keys,
             trust,
+            temp_dir,
             json,
         } => {
             let keyring = keys::keyring(&keys, &trust)?;
             let (store, name) = select(&which, &keyring)?;
-            // The image is as large as the database: write it on the
-            // backup's own file system rather than a small /tmp.
+            // The image is plaintext: never beside the backup, which others
+            // may read; in a private directory of --temp-dir or the system's
+            // temporary directory.
             let options = VerifyOptions {
-                temp_dir: store
-                    .local_path(&name)
-                    .and_then(|p| p.parent().map(Path::to_path_buf)),
+                temp_dir,
                 ..VerifyOptions::default()
             };
             let result = verify_backup(

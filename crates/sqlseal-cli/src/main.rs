@@ -181,6 +181,11 @@ enum BackupCommand {
         /// Extra trusted signer public keys.
         #[arg(long = "trust", value_name = "PUBFILE")]
         trust: Vec<PathBuf>,
+        /// Directory for the private temporary copy of the image that
+        /// `PRAGMA integrity_check` reads (default: the system's temporary
+        /// directory); it needs room for the whole database.
+        #[arg(long, value_name = "DIR")]
+        temp_dir: Option<PathBuf>,
         /// Print a JSON object.
         #[arg(long)]
         json: bool,

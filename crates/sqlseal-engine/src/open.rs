@@ -218,10 +218,24 @@ pub fn verify_backup(
             seconds: started.elapsed().as_secs_f64(),
         });
     }
+    // The image is plaintext: it goes in a private 0700 directory (removed
+    // with everything in it on every path) of the chosen or the system's
+    // temporary directory, never beside the backup.
     let temp_dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let mut private = tempfile::Builder::new();
+    private.prefix(".sqlseal-verify-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        private.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    let private = private.tempdir_in(&temp_dir).map_err(io_err(
+        "creating a private temporary directory in",
+        &temp_dir,
+    ))?;
     let mut file = tempfile::Builder::new()
-        .prefix(".sqlseal-verify-")
-        .tempfile_in(&temp_dir)
-        .map_err(io_err("creating a temporary file in", &temp_dir))?;
+        .prefix("image-")
+        .tempfile_in(private.path())
+        .map_err(io_err("creating a temporary file in", private.path()))?;
     restore_into_file(store, name, keyring, &mut file, options, cancel, progress)
 }
