@@ -233,7 +233,8 @@ fn signal_mid_verify(signal: &str) {
     let f = Fixture::new(16);
     let backup = f.create();
     let what = format!("verify, SIG{signal}");
-    let watch = backup.parent().expect("parent").to_path_buf();
+    // verify writes its image in a private directory of TMPDIR.
+    let watch = f.tmp.clone();
     let o = signal_mid_stream(
         &what,
         f.verify_cmd(&backup),

@@ -285,7 +285,10 @@ pub fn leftovers(dirs: &[&Path]) -> Vec<String> {
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.contains(".tmp-") || name.contains(".sqlseal-") {
+            // The database lock file stays by design (it is re-locked,
+            // never deleted) and holds only a process id.
+            let lock = name.starts_with('.') && name.ends_with(".lock");
+            if (name.contains(".tmp-") || name.contains(".sqlseal-")) && !lock {
                 found.push(dir.join(name).display().to_string());
             }
         }
@@ -310,10 +313,22 @@ pub fn entries(dir: &Path) -> Vec<String> {
 pub fn temp_size(dir: &Path, marker: &str) -> Option<u64> {
     std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.contains(marker) {
-            e.metadata().ok().map(|m| m.len())
+        if !name.contains(marker) {
+            return None;
+        }
+        let meta = e.metadata().ok()?;
+        if meta.is_dir() {
+            // A private temporary directory: the size of what it holds.
+            let inside = std::fs::read_dir(e.path()).ok()?;
+            Some(
+                inside
+                    .flatten()
+                    .filter_map(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .sum(),
+            )
         } else {
-            None
+            Some(meta.len())
         }
     })
 }
