@@ -11,12 +11,12 @@ mod daemon;
 mod demo;
 mod examples;
 mod keys;
+mod man;
 mod progress;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 use sqlseal_engine::{CancelFlag, EngineError};
@@ -387,12 +387,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Man { out } => {
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("creating man page directory {}", out.display()))?;
-            clap_mangen::generate_to(Cli::command(), &out)
-                .with_context(|| format!("writing man pages into {}", out.display()))
-        }
+        Command::Man { out } => man::write_pages(Cli::command(), &out),
     }
 }
 
