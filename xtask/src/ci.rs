@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::codegen;
+use crate::{codegen, man};
 
 /// The cargo steps, before the codegen check.
 const STEPS: &[&[&str]] = &[
@@ -54,6 +54,9 @@ pub fn run(root: &Path) -> Result<()> {
     let shown = format!("{} --check", codegen::COMMAND);
     announce(&shown);
     codegen::check(root).with_context(|| format!("ci: `{shown}` failed"))?;
+    let shown = format!("{} --check", man::COMMAND);
+    announce(&shown);
+    man::check(root).with_context(|| format!("ci: `{shown}` failed"))?;
     println!("ci: all steps passed");
     Ok(())
 }

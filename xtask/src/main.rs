@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 mod ci;
 mod codegen;
 mod fuzz;
+mod man;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -18,8 +19,11 @@ commands:
   codegen [--check]       regenerate crates/sqlseal-params/src/generated.rs and
                           docs/parameters.md from docs/parameters.yaml; with
                           --check, only fail if they are stale
-  ci                      fmt check, clippy, tests and the codegen check, in
-                          order, stopping at the first failure
+  man [--check]           regenerate the man pages in docs/man/ from the
+                          sqlseal command line; with --check, only fail if
+                          they are stale
+  ci                      fmt check, clippy, tests, the codegen and man page
+                          checks, in order, stopping at the first failure
   fuzz [--seconds N]      run each fuzz target for N seconds (default 60)
   help                    show this text";
 
@@ -40,6 +44,8 @@ fn run(args: Vec<String>) -> Result<()> {
     match args.as_slice() {
         ["codegen"] => codegen::run(workspace_root(), false),
         ["codegen", "--check"] => codegen::run(workspace_root(), true),
+        ["man"] => man::run(workspace_root(), false),
+        ["man", "--check"] => man::run(workspace_root(), true),
         ["ci"] => ci::run(workspace_root()),
         ["fuzz", rest @ ..] => fuzz::run(fuzz_seconds(rest)?),
         [] | ["help" | "--help" | "-h"] => {

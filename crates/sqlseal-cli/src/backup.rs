@@ -11,15 +11,16 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use sqlseal_crypto::Keyring;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, HeaderCheck, ListedBackup, RestoreOptions, VerifyOptions,
-    create_backup, inspect_backup, latest_backup, list_backups, restore_backup, verify_backup,
+    BackupOptions, CancelFlag, EngineError, HeaderCheck, ListedBackup, RestoreOptions,
+    VerifyOptions, create_backup, inspect_backup, latest_backup, list_backups, restore_backup,
+    verify_backup,
 };
 use sqlseal_format::{Header, Trailer};
 use sqlseal_source::{SnapshotOptions, SqliteSource};
 use sqlseal_store::{BackupStore, DatabaseLock, LocalStore, S3Settings, is_url, open_store};
 
 use crate::progress::Bar;
-use crate::{BackupCommand, BackupSelector, keys};
+use crate::{BackupCommand, BackupSelector, Failure, keys};
 
 pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
     match cmd {
@@ -108,7 +109,19 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             };
             list(&dir, keyring.as_ref(), json)
         }
-        BackupCommand::Info { backup, json } => info(&backup, json),
+        BackupCommand::Info {
+            which,
+            keys,
+            trust,
+            json,
+        } => {
+            let keyring = if keys.is_empty() {
+                None
+            } else {
+                Some(keys::keyring(&keys, &trust)?)
+            };
+            info(&which, keyring.as_ref(), json)
+        }
         BackupCommand::Verify {
             which,
             keys,
@@ -117,13 +130,24 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             json,
         } => {
             let keyring = keys::keyring(&keys, &trust)?;
-            let (store, name) = select(&which, &keyring)?;
             // The image is plaintext: never beside the backup, which others
             // may read; in a private directory of --temp-dir or the system's
             // temporary directory.
             let options = VerifyOptions {
                 temp_dir,
                 ..VerifyOptions::default()
+            };
+            let (store, name) = match (&which.backup, &which.dir) {
+                (Some(path), _) => split_backup_path(path)?,
+                (None, Some(dir)) if which.all => {
+                    return verify_all(dir, &keyring, &options, json, cancel);
+                }
+                (None, Some(dir)) if which.latest => {
+                    let store = open_location(dir)?;
+                    let name = latest_backup(store.as_ref(), &keyring)?;
+                    (store, name)
+                }
+                _ => bail!("name a BACKUP file, or --dir DIR --latest, or --dir DIR --all"),
             };
             let result = verify_backup(
                 store.as_ref(),
@@ -157,10 +181,11 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                     Ok(())
                 }
                 Err(e) => {
-                    if json {
-                        print_json(&Verified::failed(&path, &e.to_string()))?;
-                    }
-                    Err(e.into())
+                    let failure = Failure {
+                        path: Some(path),
+                        ..Failure::default()
+                    };
+                    Err(anyhow::Error::new(e).context(failure))
                 }
             }
         }
@@ -173,12 +198,13 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             json,
         } => {
             let keyring = keys::keyring(&keys, &trust)?;
-            let (store, name) = select(&which, &keyring)?;
+            let (store, name) = select(&which, Some(&keyring))?;
             let options = RestoreOptions {
                 force,
                 verify: VerifyOptions::default(),
                 approve: None,
             };
+            let path = backup_path(store.as_ref(), &name);
             let report = restore_backup(
                 store.as_ref(),
                 &name,
@@ -187,8 +213,13 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 &options,
                 cancel,
                 &Bar::new("restore"),
-            )?;
-            let path = backup_path(store.as_ref(), &name);
+            )
+            .map_err(|e| {
+                anyhow::Error::new(e).context(Failure {
+                    path: Some(path.clone()),
+                    ..Failure::default()
+                })
+            })?;
             if json {
                 #[derive(Serialize)]
                 struct Restored<'a> {
@@ -250,10 +281,11 @@ fn backup_path(store: &dyn BackupStore, name: &str) -> PathBuf {
 }
 
 /// The store and backup name a selector names; `--latest` is the newest
-/// backup whose header authenticates under `keyring`.
+/// backup whose header authenticates under `keyring`, or without one the
+/// newest by the time its header states (unauthenticated: for display only).
 fn select(
     which: &BackupSelector,
-    keyring: &Keyring,
+    keyring: Option<&Keyring>,
 ) -> anyhow::Result<(Box<dyn BackupStore>, String)> {
     if let Some(path) = &which.backup {
         return split_backup_path(path);
@@ -262,8 +294,90 @@ fn select(
         bail!("name a BACKUP file, or --dir DIR --latest");
     };
     let store = open_location(dir)?;
-    let name = latest_backup(store.as_ref(), keyring)?;
+    let name = match keyring {
+        Some(keyring) => latest_backup(store.as_ref(), keyring)?,
+        None => {
+            // Newest first by stated time; the first whose header parses.
+            let listed = list_backups(store.as_ref(), None)?;
+            let Some(newest) = listed.iter().find(|b| b.header.is_ok()) else {
+                bail!(
+                    "no readable backup in {}; check the directory or name a BACKUP file",
+                    dir.display()
+                );
+            };
+            newest.entry.name.clone()
+        }
+    };
     Ok((store, name))
+}
+
+/// `verify --dir DIR --all`: every backup in DIR, one line (or JSON object)
+/// each; fails with exit code 3 if any does not verify.
+fn verify_all(
+    dir: &Path,
+    keyring: &Keyring,
+    options: &VerifyOptions,
+    json: bool,
+    cancel: &CancelFlag,
+) -> anyhow::Result<()> {
+    let store = open_location(dir)?;
+    // Newest first by stated time, as `list` shows them.
+    let names: Vec<String> = list_backups(store.as_ref(), None)?
+        .into_iter()
+        .map(|b| b.entry.name)
+        .collect();
+    if names.is_empty() {
+        bail!("no backups in {}; check the directory", store.location());
+    }
+    let paths: Vec<PathBuf> = names
+        .iter()
+        .map(|n| backup_path(store.as_ref(), n))
+        .collect();
+    let mut results = Vec::with_capacity(names.len());
+    let mut failed = 0usize;
+    for (name, path) in names.iter().zip(&paths) {
+        let result = verify_backup(
+            store.as_ref(),
+            name,
+            keyring,
+            options,
+            cancel,
+            &Bar::new("verify"),
+        );
+        let shown = match result {
+            Ok(report) => Verified::ok(path, &report.header, &report.trailer, report.seconds),
+            Err(EngineError::Cancelled) => return Err(EngineError::Cancelled.into()),
+            Err(e) => {
+                failed += 1;
+                let err = anyhow::Error::new(e);
+                let code = crate::integrity_exit_code(&err);
+                Verified::failed(path, &crate::one_line(&err), code)
+            }
+        };
+        if !json {
+            match &shown.error {
+                None => println!("{}\tok", path.display()),
+                Some(reason) => println!("{}\tfailed: {reason}", path.display()),
+            }
+        }
+        results.push(shown);
+    }
+    if json {
+        print_json(&results)?;
+    }
+    if failed > 0 {
+        return Err(anyhow::anyhow!(
+            "{failed} of {} backups in {} failed verification",
+            names.len(),
+            store.location()
+        )
+        .context(Failure {
+            exit_code: Some(3),
+            printed: json,
+            ..Failure::default()
+        }));
+    }
+    Ok(())
 }
 
 fn split_backup_path(path: &Path) -> anyhow::Result<(Box<dyn BackupStore>, String)> {
@@ -354,24 +468,43 @@ fn list(dir: &Path, keyring: Option<&Keyring>, json: bool) -> anyhow::Result<()>
             .created()
             .map_or_else(|| "(unreadable header)".to_string(), |c| c.to_string());
         let path = backup_path(store.as_ref(), &b.entry.name);
+        // Tab-separated, so that `cut -f1` gives the paths whatever they hold.
         match check_words(b) {
-            ("not-checked", _) => println!("{}  {}  {}", path.display(), created, b.entry.size),
-            (word, None) => println!("{}  {}  {}  {word}", path.display(), created, b.entry.size),
+            ("not-checked", _) => println!("{}\t{}\t{}", path.display(), created, b.entry.size),
+            (word, None) => println!("{}\t{}\t{}\t{word}", path.display(), created, b.entry.size),
             (word, Some(reason)) => println!(
-                "{}  {}  {}  {word}: {reason}",
+                "{}\t{}\t{}\t{word}: {}",
                 path.display(),
                 created,
-                b.entry.size
+                b.entry.size,
+                reason.replace('\t', " ")
             ),
         }
     }
     Ok(())
 }
 
-fn info(backup: &Path, json: bool) -> anyhow::Result<()> {
-    let (store, name) = split_backup_path(backup)?;
+/// `backup info`: the header of a named backup, or of the newest in a
+/// directory; with a keyring, whether the header authenticates.
+fn info(which: &BackupSelector, keyring: Option<&Keyring>, json: bool) -> anyhow::Result<()> {
+    let (store, name) = select(which, keyring)?;
+    let shown_path = match &which.backup {
+        Some(path) => path.clone(),
+        None => backup_path(store.as_ref(), &name),
+    };
+    let backup = shown_path.as_path();
     let header = inspect_backup(store.as_ref(), &name)?;
-    let size = if is_url(backup) {
+    let listed = || -> anyhow::Result<Option<ListedBackup>> {
+        Ok(list_backups(store.as_ref(), keyring)?
+            .into_iter()
+            .find(|b| b.entry.name == name))
+    };
+    // With a key, the header's check as `list --key` makes it.
+    let check = match keyring {
+        Some(_) => listed()?.map(|b| b.check),
+        None => None,
+    };
+    let size = if is_url(backup) || which.backup.is_none() {
         store
             .list()?
             .into_iter()
@@ -380,6 +513,17 @@ fn info(backup: &Path, json: bool) -> anyhow::Result<()> {
     } else {
         std::fs::metadata(backup).map(|m| m.len()).unwrap_or(0)
     };
+    let authenticated = matches!(check, Some(HeaderCheck::Verified));
+    let refused = match &check {
+        Some(HeaderCheck::Refused(reason)) => Some(reason.as_str()),
+        _ => None,
+    };
+    // How --latest chose, when it did.
+    let chosen = which.backup.is_none().then_some(if keyring.is_some() {
+        "newest verified"
+    } else {
+        "newest by stated time (unauthenticated)"
+    });
     let m = &header.metadata;
     let recipients: Vec<String> = header
         .stanzas
@@ -402,6 +546,11 @@ fn info(backup: &Path, json: bool) -> anyhow::Result<()> {
             signer: String,
             size: u64,
             authenticated: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            refused: Option<&'a str>,
+            /// How `--latest` chose this backup.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            chosen: Option<&'a str>,
         }
         return print_json(&Info {
             path: backup,
@@ -416,7 +565,9 @@ fn info(backup: &Path, json: bool) -> anyhow::Result<()> {
             recipients: &recipients,
             signer: header.signer.to_string(),
             size,
-            authenticated: false,
+            authenticated,
+            refused,
+            chosen,
         });
     }
     println!("path:        {}", backup.display());
@@ -431,7 +582,19 @@ fn info(backup: &Path, json: bool) -> anyhow::Result<()> {
     println!("recipients:  {}", recipients.join(", "));
     println!("signer:      {}", header.signer);
     println!("size:        {size}");
-    println!("(not authenticated; `sqlseal backup verify` checks it)");
+    if let Some(chosen) = chosen {
+        println!("chosen:      {chosen}");
+    }
+    match (&check, refused) {
+        (Some(HeaderCheck::Verified), _) => {
+            println!("(header verified; `sqlseal backup verify` checks the whole backup)");
+        }
+        (_, Some(reason)) => println!("(header refused: {reason})"),
+        _ if chosen.is_some() => println!(
+            "(not authenticated, and chosen by the time its header states; pass --key to pick the newest verified backup)"
+        ),
+        _ => println!("(not authenticated; `sqlseal backup verify` checks it)"),
+    }
     Ok(())
 }
 
@@ -441,6 +604,9 @@ struct Verified<'a> {
     path: &'a Path,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// On failure, the exit code the failure alone would give (1 or 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     created: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -463,6 +629,7 @@ impl<'a> Verified<'a> {
             ok: true,
             path,
             error: None,
+            exit_code: None,
             created: Some(header.metadata.created.to_string()),
             database: Some(header.metadata.database.clone()),
             db_bytes: Some(trailer.db_len),
@@ -473,11 +640,12 @@ impl<'a> Verified<'a> {
         }
     }
 
-    fn failed(path: &'a Path, error: &str) -> Self {
+    fn failed(path: &'a Path, error: &str, exit_code: u8) -> Self {
         Verified {
             ok: false,
             path,
             error: Some(error.to_owned()),
+            exit_code: Some(exit_code),
             created: None,
             database: None,
             db_bytes: None,

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use serde::Serialize;
 use sqlseal_params::{Loaded, Params};
 use sqlseal_schedule::{
     RestoreOutcome, Scheduler, Settings, auto_restore_settings, lock_databases, read_status,
@@ -51,11 +52,39 @@ fn init_logging(format: &str) {
 }
 
 /// `sqlseal config check`: everything `run` checks at start-up, without running.
-pub fn check(config: &Path) -> anyhow::Result<()> {
+pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
     let loaded = load(Some(config))?;
     let settings = Settings::from_params(&loaded.params)?;
     for w in &settings.warnings {
         eprintln!("warning: {w}");
+    }
+    if json {
+        #[derive(Serialize)]
+        struct Checked<'a> {
+            ok: bool,
+            databases: Vec<&'a Path>,
+            location: &'a Path,
+            /// `Backup.Frequency` as written; `None` when scheduling is off.
+            frequency: Option<String>,
+            max_count: u64,
+            warnings: &'a [String],
+        }
+        let checked = Checked {
+            ok: true,
+            databases: settings
+                .databases
+                .iter()
+                .map(|d| d.path.as_path())
+                .collect(),
+            location: &settings.location,
+            frequency: settings
+                .frequency
+                .map(|_| loaded.params.backup.frequency.to_string()),
+            max_count: settings.max_count,
+            warnings: &settings.warnings,
+        };
+        println!("{}", serde_json::to_string_pretty(&checked)?);
+        return Ok(());
     }
     let frequency = match settings.frequency {
         Some(_) => format!("every {}", loaded.params.backup.frequency),
@@ -74,8 +103,28 @@ pub fn check(config: &Path) -> anyhow::Result<()> {
 }
 
 /// `sqlseal config show`: the effective values and where each came from.
-pub fn show(config: Option<&Path>) -> anyhow::Result<()> {
+pub fn show(config: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let loaded = load(config)?;
+    if json {
+        #[derive(Serialize)]
+        struct Shown {
+            name: &'static str,
+            env: &'static str,
+            source: String,
+            value: String,
+        }
+        let shown: Vec<Shown> = loaded
+            .entries()
+            .map(|e| Shown {
+                name: e.param.name(),
+                env: e.param.env(),
+                source: e.source.to_string(),
+                value: e.value,
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(());
+    }
     let width = loaded
         .entries()
         .map(|e| e.param.name().len())

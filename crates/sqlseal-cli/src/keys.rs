@@ -4,13 +4,29 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use serde::Serialize;
 use sqlseal_crypto::{
     Keyring, P256Identity, P256Recipient, load_identity_file, load_key_file, load_recipient_file,
 };
 
+/// A key as `--json` prints it.
+#[derive(Serialize)]
+struct KeyJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a Path>,
+    key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key: Option<String>,
+}
+
+fn print_key(key: &KeyJson<'_>) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(key)?);
+    Ok(())
+}
+
 /// Writes a new private key to `output` (0600, never overwriting) and
 /// prints its key id and public key.
-pub fn keygen(output: &Path) -> anyhow::Result<()> {
+pub fn keygen(output: &Path, json: bool) -> anyhow::Result<()> {
     let identity = P256Identity::generate()?;
     let pem = identity.to_pkcs8_pem()?;
     let mut options = std::fs::OpenOptions::new();
@@ -34,24 +50,46 @@ pub fn keygen(output: &Path) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(output);
         return Err(e).with_context(|| format!("writing key file {}", output.display()));
     }
+    if json {
+        return print_key(&KeyJson {
+            path: Some(output),
+            key_id: identity.key_id().to_string(),
+            public_key: Some(identity.recipient().to_public_pem()),
+        });
+    }
     println!("key id: {}", identity.key_id());
     print!("{}", identity.recipient().to_public_pem());
     Ok(())
 }
 
 /// Prints the public key of a private key file.
-pub fn public(keyfile: &Path) -> anyhow::Result<()> {
+pub fn public(keyfile: &Path, json: bool) -> anyhow::Result<()> {
     let (identity, warnings) = load_identity_file(keyfile)?;
     warn(&warnings);
+    if json {
+        return print_key(&KeyJson {
+            path: None,
+            key_id: identity.key_id().to_string(),
+            public_key: Some(identity.recipient().to_public_pem()),
+        });
+    }
     print!("{}", identity.recipient().to_public_pem());
     Ok(())
 }
 
 /// Prints the key id of a private or public key file.
-pub fn id(keyfile: &Path) -> anyhow::Result<()> {
+pub fn id(keyfile: &Path, json: bool) -> anyhow::Result<()> {
     let loaded = load_key_file(keyfile)?;
     warn(&loaded.warnings);
-    println!("{}", loaded.key.recipient().key_id());
+    let key_id = loaded.key.recipient().key_id().to_string();
+    if json {
+        return print_key(&KeyJson {
+            path: None,
+            key_id,
+            public_key: None,
+        });
+    }
+    println!("{key_id}");
     Ok(())
 }
 

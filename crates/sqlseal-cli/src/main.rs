@@ -9,13 +9,16 @@
 mod backup;
 mod daemon;
 mod demo;
+mod examples;
 mod keys;
+mod man;
 mod progress;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use serde::Serialize;
 use sqlseal_engine::{CancelFlag, EngineError};
 use sqlseal_source::Method;
 
@@ -30,18 +33,23 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Write a new P-256 private key (PKCS#8 PEM, mode 0600); print its key id and public key.
+    #[command(after_long_help = examples::KEYGEN)]
     Keygen {
         /// Where to write the private key; never overwritten.
         #[arg(short = 'o', long = "output", value_name = "KEYFILE")]
         output: PathBuf,
+        /// Print a JSON object (path, key_id, public_key).
+        #[arg(long)]
+        json: bool,
     },
     /// Inspect key files.
-    #[command(subcommand)]
+    #[command(subcommand, after_long_help = examples::KEY)]
     Key(KeyCommand),
     /// Create, list, inspect, verify and restore backups.
-    #[command(subcommand)]
+    #[command(subcommand, after_long_help = examples::BACKUP)]
     Backup(BackupCommand),
     /// Run the daemon: restore missing databases, then back up on schedule until SIGTERM/SIGINT.
+    #[command(after_long_help = examples::RUN)]
     Run {
         /// The YAML configuration file (see docs/parameters.md).
         #[arg(long, value_name = "FILE")]
@@ -49,11 +57,15 @@ enum Command {
         /// Log format (overrides Log.Format).
         #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
         log_format: Option<String>,
+        /// JSON logs on stderr: the same as --log-format json.
+        #[arg(long, conflicts_with = "log_format")]
+        json: bool,
     },
     /// Check or show the configuration.
-    #[command(subcommand)]
+    #[command(subcommand, after_long_help = examples::CONFIG)]
     Config(ConfigCommand),
     /// Print the daemon's status file.
+    #[command(after_long_help = examples::STATUS)]
     Status {
         /// The YAML configuration file.
         #[arg(long, value_name = "FILE")]
@@ -64,6 +76,7 @@ enum Command {
     },
     /// Run a real backup of a demo database while a writer keeps committing,
     /// then list, verify and restore it, and print a summary.
+    #[command(after_long_help = examples::DEMO)]
     Demo {
         /// Directory for the demo files (default: a new temporary directory).
         dir: Option<PathBuf>,
@@ -71,35 +84,89 @@ enum Command {
         #[arg(long, default_value_t = 32, value_name = "MIB")]
         size_mib: u64,
     },
+    /// Print a shell completion script.
+    #[command(after_long_help = examples::COMPLETIONS)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (sqlseal.1 and one per subcommand) into a directory.
+    #[command(hide = true)]
+    Man {
+        /// The directory to write the pages into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+impl Command {
+    /// Whether the command was asked for `--json`: then a failure prints
+    /// a JSON failure object on stdout as well as the `error:` line.
+    fn json(&self) -> bool {
+        match self {
+            Command::Keygen { json, .. }
+            | Command::Run { json, .. }
+            | Command::Status { json, .. } => *json,
+            Command::Key(KeyCommand::Public { json, .. } | KeyCommand::Id { json, .. }) => *json,
+            Command::Config(
+                ConfigCommand::Check { json, .. } | ConfigCommand::Show { json, .. },
+            ) => *json,
+            Command::Backup(cmd) => match cmd {
+                BackupCommand::Create { json, .. }
+                | BackupCommand::List { json, .. }
+                | BackupCommand::Info { json, .. }
+                | BackupCommand::Verify { json, .. }
+                | BackupCommand::Restore { json, .. } => *json,
+            },
+            Command::Demo { .. } | Command::Completions { .. } | Command::Man { .. } => false,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
 enum ConfigCommand {
     /// Validate a configuration as `run` does at start-up, without running.
+    #[command(after_long_help = examples::CONFIG_CHECK)]
     Check {
         /// The YAML configuration file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Print every parameter's effective value and its source (default, file, env).
+    #[command(after_long_help = examples::CONFIG_SHOW)]
     Show {
         /// The YAML configuration file (defaults and environment only without it).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Print a JSON array (name, env, source, value).
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Subcommand, Debug)]
 enum KeyCommand {
     /// Print the public key (SPKI PEM) of a private key file.
+    #[command(after_long_help = examples::KEY_PUBLIC)]
     Public {
         /// A private key file.
         keyfile: PathBuf,
+        /// Print a JSON object (key_id, public_key).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the key id of a private or public key file.
+    #[command(after_long_help = examples::KEY_ID)]
     Id {
         /// A private or public key file.
         keyfile: PathBuf,
+        /// Print a JSON object (key_id).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -107,7 +174,7 @@ enum KeyCommand {
 #[derive(Args, Debug)]
 #[group(required = true, multiple = true)]
 struct BackupSelector {
-    /// The backup file.
+    /// The backup file, or s3://BUCKET/PREFIX/NAME.sqlseal.
     #[arg(value_name = "BACKUP", conflicts_with_all = ["dir", "latest"])]
     backup: Option<PathBuf>,
     /// The backup directory, or s3://BUCKET/PREFIX (with --latest).
@@ -118,9 +185,28 @@ struct BackupSelector {
     latest: bool,
 }
 
+/// Which backups `verify` checks: a file, the newest in a directory, or all of them.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = true)]
+struct VerifySelector {
+    /// The backup file, or s3://BUCKET/PREFIX/NAME.sqlseal.
+    #[arg(value_name = "BACKUP", conflicts_with_all = ["dir", "latest", "all"])]
+    backup: Option<PathBuf>,
+    /// The backup directory, or s3://BUCKET/PREFIX (with --latest or --all).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Verify the newest backup in --dir.
+    #[arg(long, requires = "dir", conflicts_with = "all")]
+    latest: bool,
+    /// Verify every backup in --dir: one line each, exit 3 if any fails.
+    #[arg(long, requires = "dir")]
+    all: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum BackupCommand {
     /// Snapshot a database and write a sealed backup into a directory.
+    #[command(after_long_help = examples::BACKUP_CREATE)]
     Create {
         /// The SQLite database to back up (it may be in use).
         #[arg(long, value_name = "DB")]
@@ -128,10 +214,12 @@ enum BackupCommand {
         /// The backup directory (created 0700 if missing), or s3://BUCKET/PREFIX.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
-        /// Private key files: the backup is encrypted to each and signed with the first.
+        /// A private key file: the backup is encrypted to each and signed
+        /// with the first. Repeat for more keys.
         #[arg(long = "key", value_name = "KEYFILE", required = true)]
         keys: Vec<PathBuf>,
-        /// Extra recipients by public key (e.g. an offline recovery key).
+        /// An extra recipient by public key (e.g. an offline recovery key).
+        /// Repeat for more.
         #[arg(long = "recipient", value_name = "PUBFILE")]
         recipients: Vec<PathBuf>,
         /// How to take the snapshot.
@@ -149,14 +237,20 @@ enum BackupCommand {
     },
     /// List the backups in a directory, newest first by stated time; with
     /// --key, each header is authenticated and marked verified or refused.
+    ///
+    /// One line per backup, fields separated by a tab: path, created, size
+    /// in bytes and, with --key, `verified` or `refused: REASON`. Use
+    /// `cut -f1` for the paths, or --json.
+    #[command(after_long_help = examples::BACKUP_LIST)]
     List {
         /// The backup directory, or s3://BUCKET/PREFIX.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
-        /// Private key files to authenticate each header with; their public halves are trusted signers.
+        /// A private key file to authenticate each header with; its public
+        /// half is a trusted signer. Repeat for more keys.
         #[arg(long = "key", value_name = "KEYFILE")]
         keys: Vec<PathBuf>,
-        /// Extra trusted signer public keys (with --key).
+        /// An extra trusted signer public key (with --key). Repeat for more.
         #[arg(long = "trust", value_name = "PUBFILE", requires = "keys")]
         trust: Vec<PathBuf>,
         /// Print a JSON array.
@@ -164,21 +258,46 @@ enum BackupCommand {
         json: bool,
     },
     /// Show a backup's header (no key needed; nothing is authenticated).
+    ///
+    /// With --dir DIR --latest and no key, the newest backup is chosen by
+    /// the time its header states, which is not authenticated; with --key,
+    /// it is the newest backup whose header verifies, as for verify and
+    /// restore.
+    #[command(
+        override_usage = "sqlseal backup info [OPTIONS] <BACKUP | --dir DIR --latest>",
+        after_long_help = examples::BACKUP_INFO
+    )]
     Info {
-        /// The backup file.
-        backup: PathBuf,
+        #[command(flatten)]
+        which: BackupSelector,
+        /// A private key file: --latest picks the newest backup whose header
+        /// verifies with it. Repeat for more keys.
+        #[arg(long = "key", value_name = "KEYFILE")]
+        keys: Vec<PathBuf>,
+        /// An extra trusted signer public key (with --key). Repeat for more.
+        #[arg(long = "trust", value_name = "PUBFILE", requires = "keys")]
+        trust: Vec<PathBuf>,
         /// Print a JSON object.
         #[arg(long)]
         json: bool,
     },
     /// Check everything: signer, every chunk, trailer hash, integrity_check.
+    ///
+    /// With --dir DIR --all, every backup in DIR is checked: one line each,
+    /// fields separated by a tab (path, then `ok` or `failed: REASON`); the
+    /// exit code is 3 if any fails, 0 if all pass.
+    #[command(
+        override_usage = "sqlseal backup verify [OPTIONS] --key <KEYFILE> <BACKUP | --dir DIR --latest | --dir DIR --all>",
+        after_long_help = examples::BACKUP_VERIFY
+    )]
     Verify {
         #[command(flatten)]
-        which: BackupSelector,
-        /// Private key files that can open the backup; their public halves are trusted signers.
+        which: VerifySelector,
+        /// A private key file that can open the backup; its public half is
+        /// a trusted signer. Repeat for more keys.
         #[arg(long = "key", value_name = "KEYFILE", required = true)]
         keys: Vec<PathBuf>,
-        /// Extra trusted signer public keys.
+        /// An extra trusted signer public key. Repeat for more.
         #[arg(long = "trust", value_name = "PUBFILE")]
         trust: Vec<PathBuf>,
         /// Directory for the private temporary copy of the image that
@@ -186,15 +305,20 @@ enum BackupCommand {
         /// directory); it needs room for the whole database.
         #[arg(long, value_name = "DIR")]
         temp_dir: Option<PathBuf>,
-        /// Print a JSON object.
+        /// Print a JSON object (with --all, a JSON array of them).
         #[arg(long)]
         json: bool,
     },
     /// Verify a backup and install it as a database file.
+    #[command(
+        override_usage = "sqlseal backup restore [OPTIONS] --key <KEYFILE> --db <TARGET> <BACKUP | --dir DIR --latest>",
+        after_long_help = examples::BACKUP_RESTORE
+    )]
     Restore {
         #[command(flatten)]
         which: BackupSelector,
-        /// Private key files that can open the backup; their public halves are trusted signers.
+        /// A private key file that can open the backup; its public half is
+        /// a trusted signer. Repeat for more keys.
         #[arg(long = "key", value_name = "KEYFILE", required = true)]
         keys: Vec<PathBuf>,
         /// Where to restore the database.
@@ -203,7 +327,7 @@ enum BackupCommand {
         /// Restore over an existing database, moving its files aside first.
         #[arg(long)]
         force: bool,
-        /// Extra trusted signer public keys.
+        /// An extra trusted signer public key. Repeat for more.
         #[arg(long = "trust", value_name = "PUBFILE")]
         trust: Vec<PathBuf>,
         /// Print a JSON object.
@@ -228,20 +352,60 @@ fn cancel_on_interrupt() -> CancelFlag {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     // The daemon handles its signals itself, through tokio.
-    if let Command::Run { config, log_format } = &cli.command {
-        return daemon::run(config, log_format.as_deref());
+    if let Command::Run {
+        config,
+        log_format,
+        json,
+    } = &cli.command
+    {
+        let format = if *json {
+            Some("json")
+        } else {
+            log_format.as_deref()
+        };
+        return daemon::run(config, format);
     }
     let cancel = cancel_on_interrupt();
     match cli.command {
         Command::Run { .. } => Ok(()),
-        Command::Config(ConfigCommand::Check { config }) => daemon::check(&config),
-        Command::Config(ConfigCommand::Show { config }) => daemon::show(config.as_deref()),
+        Command::Config(ConfigCommand::Check { config, json }) => daemon::check(&config, json),
+        Command::Config(ConfigCommand::Show { config, json }) => {
+            daemon::show(config.as_deref(), json)
+        }
         Command::Status { config, json } => daemon::status(&config, json),
-        Command::Keygen { output } => keys::keygen(&output),
-        Command::Key(KeyCommand::Public { keyfile }) => keys::public(&keyfile),
-        Command::Key(KeyCommand::Id { keyfile }) => keys::id(&keyfile),
+        Command::Keygen { output, json } => keys::keygen(&output, json),
+        Command::Key(KeyCommand::Public { keyfile, json }) => keys::public(&keyfile, json),
+        Command::Key(KeyCommand::Id { keyfile, json }) => keys::id(&keyfile, json),
         Command::Backup(cmd) => backup::run(cmd, &cancel),
         Command::Demo { dir, size_mib } => demo::run(dir, size_mib, &cancel),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "sqlseal",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man { out } => man::write_pages(Cli::command(), &out),
+    }
+}
+
+/// What `main` needs to know of a failure beyond its message, carried as
+/// an error's context: the backup it concerns (a `path` field in the
+/// `--json` failure object), an exit code that overrides the usual one,
+/// or that the command already printed its own `--json` result. It
+/// displays as nothing, so the one-line message stays as it was.
+#[derive(Debug, Default)]
+pub(crate) struct Failure {
+    pub path: Option<PathBuf>,
+    pub exit_code: Option<u8>,
+    pub printed: bool,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
     }
 }
 
@@ -250,7 +414,7 @@ fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
         let text = cause.to_string();
-        if line.contains(&text) {
+        if text.is_empty() || line.contains(&text) {
             continue;
         }
         if !line.is_empty() {
@@ -261,7 +425,17 @@ fn one_line(err: &anyhow::Error) -> String {
     line.replace('\n', " ")
 }
 
+/// 3 for a backup that failed authentication or integrity checks, else 1
+/// (unless the command set another through [`Failure`]).
 fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(code) = err.downcast_ref::<Failure>().and_then(|f| f.exit_code) {
+        return code;
+    }
+    integrity_exit_code(err)
+}
+
+/// 3 if any cause is an engine error that means a backup failed its checks, else 1.
+pub(crate) fn integrity_exit_code(err: &anyhow::Error) -> u8 {
     let integrity = err
         .chain()
         .filter_map(|c| c.downcast_ref::<EngineError>())
@@ -269,13 +443,91 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     if integrity { 3 } else { 1 }
 }
 
+/// The object every `--json` command prints on stdout when it fails:
+/// `{"ok": false, "error": "...", "exit_code": N}`, with `path` where the
+/// failure concerns one backup.
+#[derive(Serialize)]
+pub(crate) struct JsonFailure<'a> {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a Path>,
+    error: String,
+    exit_code: u8,
+}
+
+impl<'a> JsonFailure<'a> {
+    pub(crate) fn new(path: Option<&'a Path>, error: String, exit_code: u8) -> Self {
+        JsonFailure {
+            ok: false,
+            path,
+            error,
+            exit_code,
+        }
+    }
+}
+
+/// Exits on a command-line error (or `--help`, `--version`) as clap does;
+/// a usage error with `--json` on the line also prints the failure object.
+fn usage_exit(e: clap::Error) -> ! {
+    if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+        let text = e.to_string();
+        // The message is the first paragraph, before the usage line.
+        let message = text
+            .split("\n\n")
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Ok(text) = serde_json::to_string_pretty(&JsonFailure::new(None, message, 2)) {
+            println!("{text}");
+        }
+    }
+    e.exit()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_exit(e),
+    };
+    if let Command::Backup(BackupCommand::Verify { which, .. }) = &cli.command
+        && which.dir.is_some()
+        && !which.latest
+        && !which.all
+    {
+        let mut cli = Cli::command();
+        cli.build();
+        let message = "--dir needs --latest (the newest backup) or --all (every backup)";
+        let kind = clap::error::ErrorKind::MissingRequiredArgument;
+        let error = match cli
+            .find_subcommand_mut("backup")
+            .and_then(|b| b.find_subcommand_mut("verify"))
+        {
+            Some(verify) => verify.error(kind, message),
+            None => cli.error(kind, message),
+        };
+        usage_exit(error);
+    }
+    let json = cli.command.json();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", one_line(&err));
-            ExitCode::from(exit_code(&err))
+            let line = one_line(&err);
+            let code = exit_code(&err);
+            let failure = err.downcast_ref::<Failure>();
+            if json && !failure.is_some_and(|f| f.printed) {
+                let path = failure.and_then(|f| f.path.as_deref());
+                if let Ok(text) =
+                    serde_json::to_string_pretty(&JsonFailure::new(path, line.clone(), code))
+                {
+                    println!("{text}");
+                }
+            }
+            eprintln!("error: {line}");
+            ExitCode::from(code)
         }
     }
 }
@@ -283,7 +535,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {

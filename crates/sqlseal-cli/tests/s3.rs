@@ -169,10 +169,10 @@ fn backup_commands_work_on_s3_locations() {
     let lines: Vec<&str> = listed.lines().collect();
     assert_eq!(lines.len(), 2, "{listed}");
     assert!(
-        lines[0].starts_with(&format!("{second}  ")),
+        lines[0].starts_with(&format!("{second}\t")),
         "newest first: {listed}"
     );
-    assert!(lines[1].starts_with(&format!("{first}  ")), "{listed}");
+    assert!(lines[1].starts_with(&format!("{first}\t")), "{listed}");
     let listed = ok(&run(
         &server,
         &["backup", "list", "--dir", &location, "--json"],

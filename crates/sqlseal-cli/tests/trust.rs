@@ -106,7 +106,7 @@ fn list_marks_a_planted_header_refused_and_latest_skips_it() {
         "stated time sorts first: {lines:?}"
     );
     assert_eq!(
-        lines[0].split("  ").count(),
+        lines[0].split('\t').count(),
         3,
         "path, created, size: {lines:?}"
     );
@@ -134,7 +134,7 @@ fn list_marks_a_planted_header_refused_and_latest_skips_it() {
         "{refused}"
     );
     for genuine in [&first, &second] {
-        assert!(line_of(genuine).ends_with("  verified"), "{text}");
+        assert!(line_of(genuine).ends_with("\tverified"), "{text}");
     }
     let o = run(&[
         "backup",

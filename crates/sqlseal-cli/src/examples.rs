@@ -1,0 +1,110 @@
+//! The EXAMPLES sections of each command's long help (`--help`, and the
+//! man pages made from it).
+
+pub const KEYGEN: &str = "\
+Examples:
+  # a server key and an offline recovery key, each written 0600
+  sqlseal keygen -o server.pem
+  sqlseal keygen -o recovery.pem --json";
+
+pub const KEY: &str = "\
+Examples:
+  sqlseal key public server.pem > server.pub.pem
+  sqlseal key id server.pub.pem";
+
+pub const KEY_PUBLIC: &str = "\
+Examples:
+  # the public half, to share (e.g. as a recovery recipient or a trusted signer)
+  sqlseal key public recovery.pem > recovery.pub.pem";
+
+pub const KEY_ID: &str = "\
+Examples:
+  sqlseal key id server.pem
+  sqlseal key id server.pub.pem --json";
+
+pub const BACKUP: &str = "\
+Examples:
+  sqlseal backup create --db app.db --dir backups --key server.pem
+  sqlseal backup list --dir backups --key server.pem
+  sqlseal backup verify --dir backups --all --key server.pem
+  sqlseal backup restore --dir backups --latest --key server.pem --db restored.db";
+
+pub const BACKUP_CREATE: &str = "\
+Examples:
+  sqlseal backup create --db app.db --dir backups --key server.pem
+  # --key and --recipient repeat: encrypted to every key, signed by the first --key
+  sqlseal backup create --db app.db --dir backups --key server.pem \\
+      --recipient recovery.pub.pem --recipient ops.pub.pem
+  sqlseal backup create --db app.db --dir s3://backups/prod/app.db --key server.pem --json";
+
+pub const BACKUP_LIST: &str = "\
+Examples:
+  sqlseal backup list --dir backups
+  # each header authenticated; --key and --trust repeat
+  sqlseal backup list --dir backups --key server.pem --trust other-server.pub.pem
+  # fields are tab-separated: the paths alone
+  sqlseal backup list --dir backups | cut -f1
+  sqlseal backup list --dir backups --json";
+
+pub const BACKUP_INFO: &str = "\
+Examples:
+  sqlseal backup info backups/app.db-20261124T080000.000000Z-0a1b2c.sqlseal
+  # the newest backup whose header verifies with server.pem
+  sqlseal backup info --dir backups --latest --key server.pem
+  # the newest by its stated (unauthenticated) time, no key needed
+  sqlseal backup info --dir backups --latest --json";
+
+pub const BACKUP_VERIFY: &str = "\
+Examples:
+  sqlseal backup verify --dir backups --latest --key server.pem
+  # every backup in the directory; exit code 3 if any fails
+  sqlseal backup verify --dir backups --all --key server.pem
+  # --key and --trust repeat: a recovery key opens it, the server's public key is trusted
+  sqlseal backup verify backups/app.db-20261124T080000.000000Z-0a1b2c.sqlseal \\
+      --key recovery.pem --trust server.pub.pem --json";
+
+pub const BACKUP_RESTORE: &str = "\
+Examples:
+  sqlseal backup restore --dir backups --latest --key server.pem --db restored.db
+  # over the live database: its files are moved aside first
+  sqlseal backup restore --dir backups --latest --key server.pem --db app.db --force
+  # --key and --trust repeat
+  sqlseal backup restore --dir backups --latest --key recovery.pem --trust server.pub.pem \\
+      --db restored.db";
+
+pub const RUN: &str = "\
+Examples:
+  sqlseal run --config sqlseal.yaml
+  # JSON logs on stderr (the same as --log-format json)
+  sqlseal run --config sqlseal.yaml --json";
+
+pub const CONFIG: &str = "\
+Examples:
+  sqlseal config check --config sqlseal.yaml
+  sqlseal config show --config sqlseal.yaml";
+
+pub const CONFIG_CHECK: &str = "\
+Examples:
+  sqlseal config check --config sqlseal.yaml
+  sqlseal config check --config sqlseal.yaml --json";
+
+pub const CONFIG_SHOW: &str = "\
+Examples:
+  sqlseal config show --config sqlseal.yaml
+  SQLSEAL_BACKUP_FREQUENCY=15m sqlseal config show --config sqlseal.yaml --json";
+
+pub const STATUS: &str = "\
+Examples:
+  sqlseal status --config sqlseal.yaml
+  sqlseal status --config sqlseal.yaml --json";
+
+pub const DEMO: &str = "\
+Examples:
+  sqlseal demo
+  sqlseal demo /tmp/sqlseal-demo --size-mib 64";
+
+pub const COMPLETIONS: &str = "\
+Examples:
+  sqlseal completions bash > /etc/bash_completion.d/sqlseal
+  sqlseal completions zsh > \"${fpath[1]}/_sqlseal\"
+  sqlseal completions fish > ~/.config/fish/completions/sqlseal.fish";
