@@ -220,6 +220,24 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
     }
 }
 
+/// `--chunk-size`: bytes or a binary size (`1048576`, `64KiB`, `1MiB`),
+/// within the format's bounds. clap puts the flag and the value in front.
+pub fn parse_chunk_size(text: &str) -> Result<u32, String> {
+    use sqlseal_format::header::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+    use sqlseal_params::ByteSize;
+    let size = ByteSize::parse(text).map_err(|e| e.to_string())?;
+    u32::try_from(size.bytes())
+        .ok()
+        .filter(|n| (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "chunk size {size} is out of range; use {} to {}",
+                ByteSize::new(MIN_CHUNK_SIZE.into()),
+                ByteSize::new(MAX_CHUNK_SIZE.into())
+            )
+        })
+}
+
 /// The S3 parameters from the environment (`SQLSEAL_S3_*`), as the
 /// daemon reads them; `AWS_*` variables fill in what they leave empty.
 fn s3_settings_from_env() -> anyhow::Result<S3Settings> {

@@ -137,8 +137,8 @@ enum BackupCommand {
         /// How to take the snapshot.
         #[arg(long, default_value = "dbpage", value_parser = parse_method)]
         method: Method,
-        /// Plaintext bytes per chunk.
-        #[arg(long, default_value_t = sqlseal_format::DEFAULT_CHUNK_SIZE, value_name = "BYTES")]
+        /// Plaintext bytes per chunk: bytes or a binary size (65536, 64KiB, 1MiB, 4 MiB), 4KiB to 16MiB.
+        #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = backup::parse_chunk_size)]
         chunk_size: u32,
         /// Directory for the temporary copy of backup-api and vacuum (default: a private directory beside the database).
         #[arg(long, value_name = "DIR")]
