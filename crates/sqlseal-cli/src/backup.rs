@@ -196,12 +196,22 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                     verified: Verified<'a>,
                     target: &'a Path,
                     moved_aside: &'a [PathBuf],
+                    /// Octal permission bits of the restored file, e.g. "0600".
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    mode: Option<String>,
+                    /// Whether the mode is that of the file replaced (--force).
+                    mode_kept: bool,
+                    /// Whether owner and group are those of the file replaced.
+                    owner_kept: bool,
                 }
                 let v = &report.verified;
                 print_json(&Restored {
                     verified: Verified::ok(&path, &v.header, &v.trailer, v.seconds),
                     target: &report.target,
                     moved_aside: &report.moved_aside,
+                    mode: report.mode.map(|m| format!("{m:04o}")),
+                    mode_kept: report.mode_kept,
+                    owner_kept: report.owner_kept,
                 })?;
             } else {
                 println!(
@@ -213,6 +223,16 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 );
                 for moved in &report.moved_aside {
                     println!("moved aside: {}", moved.display());
+                }
+                if let Some(mode) = report.mode {
+                    let whence = match (report.mode_kept, report.owner_kept) {
+                        (true, true) => "mode and owner of the replaced file",
+                        (true, false) => {
+                            "mode of the replaced file; owner not changed (needs privileges)"
+                        }
+                        _ => "a new file",
+                    };
+                    println!("mode: {mode:04o} ({whence})");
                 }
             }
             Ok(())

@@ -190,7 +190,8 @@ enum BackupCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Verify a backup and install it as a database file.
+    /// Verify a backup and install it as a database file (mode 0600; with --force, the mode and,
+    /// when permitted, the owner of the file it replaces).
     Restore {
         #[command(flatten)]
         which: BackupSelector,
@@ -200,7 +201,8 @@ enum BackupCommand {
         /// Where to restore the database.
         #[arg(long, value_name = "TARGET")]
         db: PathBuf,
-        /// Restore over an existing database, moving its files aside first.
+        /// Restore over an existing database, moving its files aside first; the restored file keeps
+        /// its mode, and its owner and group when this process may set them (root).
         #[arg(long)]
         force: bool,
         /// Extra trusted signer public keys.
