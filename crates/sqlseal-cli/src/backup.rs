@@ -54,13 +54,9 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             let source = SqliteSource::new(&db, snapshot);
             let mut options = BackupOptions::new(recipients, signer);
             options.chunk_size = chunk_size;
-            let report = create_backup(
-                &source,
-                store.as_ref(),
-                &options,
-                cancel,
-                &Bar::new("backup"),
-            )?;
+            let bar = Bar::new("backup");
+            let report = create_backup(&source, store.as_ref(), &options, cancel, &bar)?;
+            bar.done();
             let path = report
                 .path
                 .clone()
@@ -125,14 +121,18 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 temp_dir,
                 ..VerifyOptions::default()
             };
+            let bar = Bar::reading("verify", stored_size(store.as_ref(), &name));
             let result = verify_backup(
-                store.as_ref(),
+                &bar.count(store.as_ref()),
                 &name,
                 &keyring,
                 &options,
                 cancel,
-                &Bar::new("verify"),
+                &bar,
             );
+            if result.is_ok() {
+                bar.done();
+            }
             let path = backup_path(store.as_ref(), &name);
             match result {
                 Ok(report) => {
@@ -179,15 +179,17 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 verify: VerifyOptions::default(),
                 approve: None,
             };
+            let bar = Bar::reading("restore", stored_size(store.as_ref(), &name));
             let report = restore_backup(
-                store.as_ref(),
+                &bar.count(store.as_ref()),
                 &name,
                 &keyring,
                 &db,
                 &options,
                 cancel,
-                &Bar::new("restore"),
+                &bar,
             )?;
+            bar.done();
             let path = backup_path(store.as_ref(), &name);
             if json {
                 #[derive(Serialize)]
@@ -278,6 +280,19 @@ fn open_location(dir: &Path) -> anyhow::Result<Box<dyn BackupStore>> {
         return Ok(Box::new(LocalStore::new(dir)));
     }
     Ok(open_store(dir, &s3_settings_from_env()?)?)
+}
+
+/// A backup's size in the store, the total of the bar for reading it
+/// (0, an empty bar, when it cannot be found out).
+fn stored_size(store: &dyn BackupStore, name: &str) -> u64 {
+    if let Some(path) = store.local_path(name) {
+        return std::fs::metadata(path).map_or(0, |m| m.len());
+    }
+    store
+        .list()
+        .ok()
+        .and_then(|entries| entries.into_iter().find(|e| e.name == name))
+        .map_or(0, |e| e.size)
 }
 
 /// How to show a backup: its path, or its URL for a remote store.
