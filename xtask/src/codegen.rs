@@ -107,6 +107,7 @@ enum Kind {
     Bool,
     Int,
     Duration,
+    Size,
     Filename,
     StringSlice,
     FilenameSlice,
@@ -119,6 +120,7 @@ impl Kind {
             Kind::Bool => "bool",
             Kind::Int => "int",
             Kind::Duration => "duration",
+            Kind::Size => "size",
             Kind::Filename => "filename",
             Kind::StringSlice => "stringSlice",
             Kind::FilenameSlice => "filenameSlice",
@@ -131,6 +133,7 @@ impl Kind {
             Kind::Bool => "Bool",
             Kind::Int => "Int",
             Kind::Duration => "Duration",
+            Kind::Size => "Size",
             Kind::Filename => "Filename",
             Kind::StringSlice => "StringSlice",
             Kind::FilenameSlice => "FilenameSlice",
@@ -179,6 +182,7 @@ impl Param {
             Kind::Int if self.unsigned() => "u64",
             Kind::Int => "i64",
             Kind::Duration => "Duration",
+            Kind::Size => "ByteSize",
             Kind::Filename => "PathBuf",
             Kind::StringSlice => "Vec<String>",
             Kind::FilenameSlice => "Vec<PathBuf>",
@@ -202,10 +206,17 @@ impl Param {
                 .collect();
             return Some(format!("One of {}.", list.join(", ")));
         }
+        let show = |n: i64| {
+            if self.kind == Kind::Size {
+                size_text(n)
+            } else {
+                n.to_string()
+            }
+        };
         match (self.min, self.max) {
-            (Some(min), Some(max)) => Some(format!("From {min} to {max}.")),
-            (Some(min), None) if min != 0 => Some(format!("At least {min}.")),
-            (None, Some(max)) => Some(format!("At most {max}.")),
+            (Some(min), Some(max)) => Some(format!("From {} to {}.", show(min), show(max))),
+            (Some(min), None) if min != 0 => Some(format!("At least {}.", show(min))),
+            (None, Some(max)) => Some(format!("At most {}.", show(max))),
             _ => None,
         }
     }
@@ -332,8 +343,8 @@ fn validate_default(param: &Param) -> Result<()> {
         "choices are only for type string"
     );
     ensure!(
-        (param.min.is_none() && param.max.is_none()) || kind == Kind::Int,
-        "min and max are only for type int"
+        (param.min.is_none() && param.max.is_none()) || matches!(kind, Kind::Int | Kind::Size),
+        "min and max are only for types int and size"
     );
     let mut unique = BTreeSet::new();
     for choice in &param.choices {
@@ -358,6 +369,17 @@ fn validate_default(param: &Param) -> Result<()> {
             let Some(value) = default.as_i64() else {
                 bail!("the default must be an integer");
             };
+            ensure!(
+                param.min.is_none_or(|min| value >= min)
+                    && param.max.is_none_or(|max| value <= max),
+                "the default {value} is outside min/max"
+            );
+        }
+        Kind::Size => {
+            let Some(value) = default.as_u64() else {
+                bail!("the default must be a whole number of bytes");
+            };
+            let value = i64::try_from(value).context("the default is too large")?;
             ensure!(
                 param.min.is_none_or(|min| value >= min)
                     && param.max.is_none_or(|max| value <= max),
@@ -443,6 +465,24 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 /// A YAML value on one line: scalars as the YAML writer quotes them, lists
 /// in flow style.
+/// A size in bytes as `ByteSize` displays it: the largest binary unit that
+/// divides it exactly (`4KiB`, `16MiB`), else plain bytes.
+fn size_text(bytes: i64) -> String {
+    const UNITS: [(&str, i64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    UNITS
+        .iter()
+        .find(|(_, factor)| bytes > 0 && bytes % factor == 0)
+        .map_or_else(
+            || bytes.to_string(),
+            |(name, factor)| format!("{}{name}", bytes / factor),
+        )
+}
+
 fn yaml_inline(value: &Value) -> Result<String> {
     match value {
         Value::Sequence(items) => {
@@ -502,6 +542,13 @@ fn default_expr(param: &Param) -> Result<String> {
             };
             format!("const {{ Duration::from_literal({literal:?}) }}")
         }
+        Kind::Size => format!(
+            "ByteSize::new({})",
+            param
+                .default
+                .as_u64()
+                .context("expected a whole number of bytes")?
+        ),
         Kind::StringSlice => list("String::from")?,
         Kind::FilenameSlice => list("PathBuf::from")?,
     })
@@ -575,6 +622,9 @@ fn rust(params: &[Param]) -> Result<String> {
     let mut crate_items = vec!["Param", "ParamType"];
     if any(|p| p.kind == Kind::Duration) {
         crate_items.insert(0, "Duration");
+    }
+    if any(|p| p.kind == Kind::Size) {
+        crate_items.insert(0, "ByteSize");
     }
     let _ = writeln!(w, "use crate::{{{}}};", crate_items.join(", "));
     let _ = writeln!(w);
@@ -768,7 +818,9 @@ fn markdown(params: &[Param]) -> Result<String> {
         (`Backup:` then `Frequency:`), or by its environment variable. The environment \
         overrides the file, which overrides the default. Unknown groups and fields are errors. \
         In the environment, lists are comma-separated and booleans are `true` or `false` \
-        (or `1` or `0`). Durations are Go-style: `0`, `500ms`, `90s`, `15m`, `24h`, `1h30m`.";
+        (or `1` or `0`). Durations are Go-style: `0`, `500ms`, `90s`, `15m`, `24h`, `1h30m`. \
+        Sizes are bytes (`1048576`) or a whole number with `B`, `KiB`, `MiB`, `GiB` or `TiB` \
+        (`64KiB`, `1MiB`, `4 MiB`); decimal units such as `MB` or `k` are refused as ambiguous.";
     for line in wrap(intro, 100) {
         let _ = writeln!(w, "{line}");
     }

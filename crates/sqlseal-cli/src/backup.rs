@@ -55,13 +55,9 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             let source = SqliteSource::new(&db, snapshot);
             let mut options = BackupOptions::new(recipients, signer);
             options.chunk_size = chunk_size;
-            let report = create_backup(
-                &source,
-                store.as_ref(),
-                &options,
-                cancel,
-                &Bar::new("backup"),
-            )?;
+            let bar = Bar::new("backup");
+            let report = create_backup(&source, store.as_ref(), &options, cancel, &bar)?;
+            bar.done();
             let path = report
                 .path
                 .clone()
@@ -149,14 +145,18 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 }
                 _ => bail!("name a BACKUP file, or --dir DIR --latest, or --dir DIR --all"),
             };
+            let bar = Bar::reading("verify", stored_size(store.as_ref(), &name));
             let result = verify_backup(
-                store.as_ref(),
+                &bar.count(store.as_ref()),
                 &name,
                 &keyring,
                 &options,
                 cancel,
-                &Bar::new("verify"),
+                &bar,
             );
+            if result.is_ok() {
+                bar.done();
+            }
             let path = backup_path(store.as_ref(), &name);
             match result {
                 Ok(report) => {
@@ -205,14 +205,15 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 approve: None,
             };
             let path = backup_path(store.as_ref(), &name);
+            let bar = Bar::reading("restore", stored_size(store.as_ref(), &name));
             let report = restore_backup(
-                store.as_ref(),
+                &bar.count(store.as_ref()),
                 &name,
                 &keyring,
                 &db,
                 &options,
                 cancel,
-                &Bar::new("restore"),
+                &bar,
             )
             .map_err(|e| {
                 anyhow::Error::new(e).context(Failure {
@@ -220,6 +221,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                     ..Failure::default()
                 })
             })?;
+            bar.done();
             if json {
                 #[derive(Serialize)]
                 struct Restored<'a> {
@@ -227,12 +229,22 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                     verified: Verified<'a>,
                     target: &'a Path,
                     moved_aside: &'a [PathBuf],
+                    /// Octal permission bits of the restored file, e.g. "0600".
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    mode: Option<String>,
+                    /// Whether the mode is that of the file replaced (--force).
+                    mode_kept: bool,
+                    /// Whether owner and group are those of the file replaced.
+                    owner_kept: bool,
                 }
                 let v = &report.verified;
                 print_json(&Restored {
                     verified: Verified::ok(&path, &v.header, &v.trailer, v.seconds),
                     target: &report.target,
                     moved_aside: &report.moved_aside,
+                    mode: report.mode.map(|m| format!("{m:04o}")),
+                    mode_kept: report.mode_kept,
+                    owner_kept: report.owner_kept,
                 })?;
             } else {
                 println!(
@@ -245,10 +257,38 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 for moved in &report.moved_aside {
                     println!("moved aside: {}", moved.display());
                 }
+                if let Some(mode) = report.mode {
+                    let whence = match (report.mode_kept, report.owner_kept) {
+                        (true, true) => "mode and owner of the replaced file",
+                        (true, false) => {
+                            "mode of the replaced file; owner not changed (needs privileges)"
+                        }
+                        _ => "a new file",
+                    };
+                    println!("mode: {mode:04o} ({whence})");
+                }
             }
             Ok(())
         }
     }
+}
+
+/// `--chunk-size`: bytes or a binary size (`1048576`, `64KiB`, `1MiB`),
+/// within the format's bounds. clap puts the flag and the value in front.
+pub fn parse_chunk_size(text: &str) -> Result<u32, String> {
+    use sqlseal_format::header::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+    use sqlseal_params::ByteSize;
+    let size = ByteSize::parse(text).map_err(|e| e.to_string())?;
+    u32::try_from(size.bytes())
+        .ok()
+        .filter(|n| (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "chunk size {size} is out of range; use {} to {}",
+                ByteSize::new(MIN_CHUNK_SIZE.into()),
+                ByteSize::new(MAX_CHUNK_SIZE.into())
+            )
+        })
 }
 
 /// The S3 parameters from the environment (`SQLSEAL_S3_*`), as the
@@ -271,6 +311,19 @@ fn open_location(dir: &Path) -> anyhow::Result<Box<dyn BackupStore>> {
         return Ok(Box::new(LocalStore::new(dir)));
     }
     Ok(open_store(dir, &s3_settings_from_env()?)?)
+}
+
+/// A backup's size in the store, the total of the bar for reading it
+/// (0, an empty bar, when it cannot be found out).
+fn stored_size(store: &dyn BackupStore, name: &str) -> u64 {
+    if let Some(path) = store.local_path(name) {
+        return std::fs::metadata(path).map_or(0, |m| m.len());
+    }
+    store
+        .list()
+        .ok()
+        .and_then(|entries| entries.into_iter().find(|e| e.name == name))
+        .map_or(0, |e| e.size)
 }
 
 /// How to show a backup: its path, or its URL for a remote store.

@@ -6,9 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use sqlseal_params::{Loaded, Params};
-use sqlseal_schedule::{
-    RestoreOutcome, Scheduler, Settings, auto_restore_settings, lock_databases, read_status,
-};
+use sqlseal_schedule::{Scheduler, Settings, auto_restore_settings, lock_databases, read_status};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -194,20 +192,8 @@ pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
     let locks = lock_databases(&settings)?;
     // Before the scheduler starts, so the service never sees an empty
     // database while a good backup exists.
-    let report = auto_restore_settings(&settings)?;
-    for (path, outcome) in &report.databases {
-        match outcome {
-            RestoreOutcome::Restored {
-                backup, refused, ..
-            } => {
-                info!(database = %path.display(), backup = %backup, refused = refused.len(), "auto-restore installed a backup");
-            }
-            RestoreOutcome::StartedEmpty { refused } => {
-                warn!(database = %path.display(), refused = refused.len(), "auto-restore found no good backup; starting empty");
-            }
-            RestoreOutcome::Present | RestoreOutcome::Disabled | RestoreOutcome::NoBackups => {}
-        }
-    }
+    // auto_restore_settings logs each outcome itself, once.
+    auto_restore_settings(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sqlseal")

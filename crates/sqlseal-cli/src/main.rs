@@ -225,8 +225,8 @@ enum BackupCommand {
         /// How to take the snapshot.
         #[arg(long, default_value = "dbpage", value_parser = parse_method)]
         method: Method,
-        /// Plaintext bytes per chunk.
-        #[arg(long, default_value_t = sqlseal_format::DEFAULT_CHUNK_SIZE, value_name = "BYTES")]
+        /// Plaintext bytes per chunk: bytes or a binary size (65536, 64KiB, 1MiB, 4 MiB), 4KiB to 16MiB.
+        #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = backup::parse_chunk_size)]
         chunk_size: u32,
         /// Directory for the temporary copy of backup-api and vacuum (default: a private directory beside the database).
         #[arg(long, value_name = "DIR")]
@@ -309,7 +309,8 @@ enum BackupCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Verify a backup and install it as a database file.
+    /// Verify a backup and install it as a database file (mode 0600; with --force, the mode and,
+    /// when permitted, the owner of the file it replaces).
     #[command(
         override_usage = "sqlseal backup restore [OPTIONS] --key <KEYFILE> --db <TARGET> <BACKUP | --dir DIR --latest>",
         after_long_help = examples::BACKUP_RESTORE
@@ -324,7 +325,8 @@ enum BackupCommand {
         /// Where to restore the database.
         #[arg(long, value_name = "TARGET")]
         db: PathBuf,
-        /// Restore over an existing database, moving its files aside first.
+        /// Restore over an existing database, moving its files aside first; the restored file keeps
+        /// its mode, and its owner and group when this process may set them (root).
         #[arg(long)]
         force: bool,
         /// An extra trusted signer public key. Repeat for more.

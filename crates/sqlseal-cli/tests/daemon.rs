@@ -329,6 +329,57 @@ fn auto_restore_at_start_up() {
         log.contains(good.file_name().expect("name").to_str().expect("utf-8")),
         "{log}"
     );
+    assert_eq!(
+        messages(&log, "restored missing database from backup"),
+        1,
+        "the restore is logged once: {log}"
+    );
+}
+
+/// How many JSON log lines have a message containing `text`.
+fn messages(log: &str, text: &str) -> usize {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(text))
+        })
+        .count()
+}
+
+#[test]
+fn a_missing_database_without_backups_is_waited_for_logged_once_then_backed_up() {
+    let d = Daemon::new("1s", 10, "Restore:\n  OnFailure: fail\n");
+    for f in ["app.db", "app.db-wal", "app.db-shm"] {
+        let _ = std::fs::remove_file(d.dir.path().join(f));
+    }
+    let daemon = d.start(&["--log-format", "json"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || daemon
+            .log()
+            .contains("waiting for DB to be created")),
+        "waiting: {}",
+        daemon.log()
+    );
+    // Several 1s slots pass while the database does not exist.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(d.backups().is_empty());
+    make_db(&d.db, 100);
+    assert!(
+        wait_until(Duration::from_secs(30), || !d.backups().is_empty()),
+        "backed up once it exists: {}",
+        daemon.log()
+    );
+    daemon.sigterm();
+    let (status, log) = daemon.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert_eq!(messages(&log, "has no backups"), 1, "{log}");
+    assert_eq!(messages(&log, "waiting for DB to be created"), 1, "{log}");
+    assert_eq!(messages(&log, "will start empty"), 0, "{log}");
+    assert_eq!(messages(&log, "backup failed"), 0, "{log}");
+    assert!(!log.to_lowercase().contains("no such file"), "{log}");
+    assert!(messages(&log, "backup done") >= 1, "{log}");
 }
 
 #[test]
@@ -383,7 +434,7 @@ fn auto_restore_failure_stops_start_up() {
     daemon.sigterm();
     let (status, log) = daemon.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{log}");
-    assert!(log.contains("starting empty"), "{log}");
+    assert_eq!(log.matches("starts empty").count(), 1, "logged once: {log}");
 }
 
 #[test]

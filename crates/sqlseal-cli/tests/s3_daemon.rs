@@ -307,6 +307,10 @@ fn sqlseal_run_with_an_s3_location() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let log = stop(child);
-    assert!(log.contains("auto-restore installed a backup"), "{log}");
+    assert_eq!(
+        log.matches("restored missing database from backup").count(),
+        1,
+        "logged once: {log}"
+    );
     assert_eq!(rows(&db), 3_000);
 }

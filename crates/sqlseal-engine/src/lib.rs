@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sqlseal_crypto::{P256Identity, P256Recipient};
 use sqlseal_format::{CreatedAt, DEFAULT_CHUNK_SIZE, Header, RecordedCheck, Trailer};
 
-pub use create::{backup_name, create_backup};
+pub use create::{backup_name, create_backup, decode_name_component, name_component};
 pub use error::EngineError;
 pub use list::{HeaderCheck, ListedBackup, inspect_backup, latest_backup, list_backups};
 pub use open::{Opened, open_container, verify_backup};

@@ -50,12 +50,76 @@ pub struct RestoreReport {
     pub target: PathBuf,
     /// Where the previous database files were moved, if any.
     pub moved_aside: Vec<PathBuf>,
+    /// The permission bits of the restored file (e.g. `0o600`); `None` on
+    /// systems without Unix modes.
+    pub mode: Option<u32>,
+    /// Whether `mode` is that of the file replaced (`--force` over a
+    /// regular file) rather than the default 0600.
+    pub mode_kept: bool,
+    /// Whether the restored file got the owner and group of the file
+    /// replaced. Changing the owner needs privileges; without them the
+    /// file belongs to this process's user and this is `false`.
+    pub owner_kept: bool,
+}
+
+/// The mode and owner of the file being replaced, when it is a regular file.
+#[derive(Clone, Copy, Debug)]
+struct Replaced {
+    mode: u32,
+    #[cfg(unix)]
+    uid: u32,
+    #[cfg(unix)]
+    gid: u32,
+}
+
+impl Replaced {
+    /// Reads them from `target` (following a symlink, as SQLite opens it).
+    #[cfg(unix)]
+    fn of(target: &Path) -> Option<Replaced> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(target).ok().filter(|m| m.is_file())?;
+        Some(Replaced {
+            // Permission bits only: never set-id or sticky bits on a database.
+            mode: meta.mode() & 0o777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_target: &Path) -> Option<Replaced> {
+        None
+    }
+
+    /// Gives `file` this owner (when the process may: otherwise it keeps
+    /// ours) and mode; returns whether the owner was set.
+    #[cfg(unix)]
+    fn apply(&self, file: &std::fs::File, path: &Path) -> Result<bool, EngineError> {
+        use std::os::unix::fs::PermissionsExt;
+        let owner_kept = match std::os::unix::fs::fchown(file, Some(self.uid), Some(self.gid)) {
+            Ok(()) => true,
+            // Only privileged processes may give a file away.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => false,
+            Err(e) => return Err(io_err("setting the owner of", path)(e)),
+        };
+        // After chown, which may clear permission bits.
+        file.set_permissions(std::fs::Permissions::from_mode(self.mode))
+            .map_err(io_err("setting the mode of", path))?;
+        Ok(owner_kept)
+    }
+
+    #[cfg(not(unix))]
+    fn apply(&self, _file: &std::fs::File, _path: &Path) -> Result<bool, EngineError> {
+        Ok(false)
+    }
 }
 
 /// Restores `name` to `target`: writes the image to a temporary file
-/// beside it, checks it exactly as [`verify_backup`] does, sets 0600, and
-/// renames it into place. An existing target is refused unless `force`;
-/// with `force` it and its `-wal`/`-shm`/`-journal` files are first moved
+/// beside it, checks it exactly as [`verify_backup`] does, and renames it
+/// into place, mode 0600. An existing target is refused unless `force`;
+/// with `force` the restored file takes the mode of the file it replaces
+/// and, when the process may change owners, its owner and group; it and
+/// its `-wal`/`-shm`/`-journal` files are first moved
 /// aside to `TARGET.pre-restore.<time>` (never deleted). Such side files
 /// left without their database are moved aside too, and temporary files of
 /// an earlier, killed restore of the same target are removed. On any
@@ -123,6 +187,17 @@ pub fn restore_backup(
             reason,
         })?;
     }
+    // Keep the replaced file's mode and owner, so that the application
+    // (or its group) can still open it; read just before it is moved.
+    let replaced = if force { Replaced::of(target) } else { None };
+    let owner_kept = match &replaced {
+        Some(r) => r.apply(file.as_file(), file.path())?,
+        None => false,
+    };
+    #[cfg(unix)]
+    let mode = Some(replaced.map_or(0o600, |r| r.mode));
+    #[cfg(not(unix))]
+    let mode = None;
     // With the target or without it: stale -wal, -shm and -journal files
     // would be replayed onto the restored image.
     let moved_aside = install::move_aside(target)?;
@@ -139,5 +214,8 @@ pub fn restore_backup(
         verified,
         target: target.to_path_buf(),
         moved_aside,
+        mode,
+        mode_kept: replaced.is_some(),
+        owner_kept,
     })
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::value::{
     check_choice, check_range, deserialize_checked, deserialize_param, no_check, set_param, to_text,
 };
-use crate::{Duration, Param, ParamType};
+use crate::{ByteSize, Duration, Param, ParamType};
 
 /// All parameters, one field per group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -89,15 +89,15 @@ pub struct Backup {
     #[serde(rename = "Method", deserialize_with = "deserialize_backup_method")]
     pub method: String,
     /// Plaintext bytes per sealed chunk. Each chunk is compressed and authenticated on its own;
-    /// larger chunks compress a little better, smaller ones need less memory per worker. From 4096
-    /// to 16777216.
+    /// larger chunks compress a little better, smaller ones need less memory per worker. Bytes, or
+    /// a size such as 256KiB or 4MiB. From 4KiB to 16MiB.
     ///
-    /// `Backup.ChunkSize`: int, default `1048576`, environment `SQLSEAL_BACKUP_CHUNKSIZE`.
+    /// `Backup.ChunkSize`: size, default `1048576`, environment `SQLSEAL_BACKUP_CHUNKSIZE`.
     #[serde(
         rename = "ChunkSize",
         deserialize_with = "deserialize_backup_chunk_size"
     )]
-    pub chunk_size: u64,
+    pub chunk_size: ByteSize,
     /// Directory for the temporary plaintext copy that the backup-api and vacuum snapshot methods
     /// make, and for verification images. Empty means a private (0700) directory beside each
     /// database, on its file system, removed after each backup; never Backup.Location, which others
@@ -118,7 +118,7 @@ impl Default for Backup {
             recipients: Vec::new(),
             trust: Vec::new(),
             method: String::from("dbpage"),
-            chunk_size: 1048576,
+            chunk_size: ByteSize::new(1048576),
             temp_dir: PathBuf::new(),
         }
     }
@@ -272,8 +272,10 @@ fn deserialize_backup_method<'de, D: serde::Deserializer<'de>>(d: D) -> Result<S
     deserialize_checked(d, |v: &String| check_choice(v, BACKUP_METHOD_CHOICES))
 }
 
-fn deserialize_backup_chunk_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    deserialize_checked(d, |v: &u64| check_range(v, Some(4096), Some(16777216)))
+fn deserialize_backup_chunk_size<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<ByteSize, D::Error> {
+    deserialize_checked(d, |v: &ByteSize| check_range(v, Some(4096), Some(16777216)))
 }
 
 fn deserialize_restore_on_failure<'de, D: serde::Deserializer<'de>>(
@@ -365,12 +367,12 @@ pub static PARAMS: [Param; 21] = [
     Param {
         name: "Backup.ChunkSize",
         env: "SQLSEAL_BACKUP_CHUNKSIZE",
-        kind: ParamType::Int,
-        description: "Plaintext bytes per sealed chunk. Each chunk is compressed and authenticated on its own; larger chunks compress a little better, smaller ones need less memory per worker. From 4096 to 16777216.",
+        kind: ParamType::Size,
+        description: "Plaintext bytes per sealed chunk. Each chunk is compressed and authenticated on its own; larger chunks compress a little better, smaller ones need less memory per worker. Bytes, or a size such as 256KiB or 4MiB. From 4KiB to 16MiB.",
         choices: &[],
         secret: false,
         set: |p, input| {
-            set_param(&mut p.backup.chunk_size, input, |v: &u64| {
+            set_param(&mut p.backup.chunk_size, input, |v: &ByteSize| {
                 check_range(v, Some(4096), Some(16777216))
             })
         },

@@ -15,6 +15,7 @@
 //! - [`Param`] / [`find_param`]: one parameter's name, variable, type and
 //!   description, and setting it from text (command-line overrides).
 //! - [`Duration`]: Go-style durations (`90s`, `24h`, `1h30m`).
+//! - [`ByteSize`]: sizes in bytes or binary units (`1048576`, `64KiB`, `1MiB`).
 //!
 //! A config file uses the parameter names as keys, `Group:` then `Field:`.
 //! Unknown groups and fields are errors, as are values of the wrong type,
@@ -61,10 +62,12 @@ use serde_norway::Value;
 
 mod duration;
 mod generated;
+mod size;
 mod value;
 
 pub use duration::{Duration, ParseDurationError};
 pub use generated::*;
+pub use size::{ByteSize, ParseSizeError, SIZE_FORMS};
 pub use value::ValueError;
 
 use value::Input;
@@ -81,6 +84,8 @@ pub enum ParamType {
     Int,
     /// A Go-style [`Duration`].
     Duration,
+    /// A [`ByteSize`]: bytes, or a whole number with a binary unit (`1MiB`).
+    Size,
     /// A path (`PathBuf`).
     Filename,
     /// A list of text.
@@ -97,6 +102,7 @@ impl ParamType {
             ParamType::Bool => "bool",
             ParamType::Int => "int",
             ParamType::Duration => "duration",
+            ParamType::Size => "size",
             ParamType::Filename => "filename",
             ParamType::StringSlice => "stringSlice",
             ParamType::FilenameSlice => "filenameSlice",
@@ -497,7 +503,7 @@ mod tests {
         assert!(p.backup.keys.is_empty() && p.backup.recipients.is_empty());
         assert!(p.backup.trust.is_empty() && p.database.paths.is_empty());
         assert_eq!(p.backup.method, "dbpage");
-        assert_eq!(p.backup.chunk_size, 1 << 20);
+        assert_eq!(p.backup.chunk_size.bytes(), 1 << 20);
         assert_eq!(p.backup.temp_dir, PathBuf::new());
         assert!(p.restore.auto);
         assert_eq!(p.restore.on_failure, "fail");
@@ -526,6 +532,31 @@ mod tests {
     }
 
     #[test]
+    fn sizes_take_binary_units_in_the_file_and_the_environment() {
+        let loaded = load("Backup:\n  ChunkSize: 64KiB\n");
+        assert_eq!(loaded.params.backup.chunk_size.bytes(), 64 << 10);
+        let env = |name: &str| (name == "SQLSEAL_BACKUP_CHUNKSIZE").then(|| "4 MiB".to_owned());
+        let loaded = Params::load(None, env).expect("4 MiB is a size");
+        assert_eq!(loaded.params.backup.chunk_size.bytes(), 4 << 20);
+        let shown = find_param("Backup.ChunkSize")
+            .expect("ChunkSize exists")
+            .get(&loaded.params);
+        assert_eq!(shown, "4MiB");
+        let env = |name: &str| (name == "SQLSEAL_BACKUP_CHUNKSIZE").then(|| "1MB".to_owned());
+        let err = Params::load(None, env).expect_err("1MB is ambiguous");
+        assert_eq!(
+            err.to_string(),
+            "SQLSEAL_BACKUP_CHUNKSIZE (Backup.ChunkSize): invalid size \"1MB\": unit \"MB\" is ambiguous (1000 or 1024?); write bytes (1048576) or a whole number with B, KiB, MiB, GiB or TiB (64KiB, 1MiB, 4 MiB)"
+        );
+        let err = Params::load(Some("Backup:\n  ChunkSize: 32MiB\n"), |_| None)
+            .expect_err("above the maximum");
+        assert_eq!(
+            err.to_string(),
+            "Backup.ChunkSize: 33554432 is out of range; use 4096 to 16777216"
+        );
+    }
+
+    #[test]
     fn file_values_override_defaults_and_are_marked_file() {
         let loaded = load(
             "Backup:\n  Location: /srv/backups\n  Frequency: 15m\n  MaxCount: 0\n  \
@@ -541,7 +572,7 @@ mod tests {
             [PathBuf::from("a.pem"), PathBuf::from("b.pem")]
         );
         assert_eq!(p.backup.method, "vacuum");
-        assert_eq!(p.backup.chunk_size, 4096);
+        assert_eq!(p.backup.chunk_size.bytes(), 4096);
         assert_eq!(p.database.paths.len(), 2);
         assert!(!p.restore.auto);
         for name in [

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_norway::Value;
 
-use crate::{Duration, ParseDurationError};
+use crate::{ByteSize, Duration, ParseDurationError, ParseSizeError};
 
 /// A value that does not fit its parameter.
 ///
@@ -22,6 +22,9 @@ pub enum ValueError {
     /// Not a Go-style duration.
     #[error(transparent)]
     Duration(#[from] ParseDurationError),
+    /// Not a size such as `1048576`, `64KiB` or `1MiB`.
+    #[error(transparent)]
+    Size(#[from] ParseSizeError),
     /// Not `true`, `false`, `1` or `0`.
     #[error("invalid boolean {0:?}; use true or false")]
     Bool(String),
@@ -294,6 +297,28 @@ macro_rules! integer_param {
 }
 
 integer_param!(i64, u64);
+
+impl ParamValue for ByteSize {
+    fn deserialize_param<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ByteSize::deserialize(deserializer)
+    }
+
+    fn from_yaml(value: Value) -> Result<Self, ValueError> {
+        match &value {
+            Value::String(text) => Ok(ByteSize::parse(text)?),
+            Value::Number(number) => Ok(ByteSize::parse(&number.to_string())?),
+            _ => Self::deserialize_param(value).map_err(ValueError::Yaml),
+        }
+    }
+
+    fn from_text(text: &str) -> Result<Self, ValueError> {
+        Ok(ByteSize::parse(text)?)
+    }
+
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+}
 
 impl ParamValue for Duration {
     fn deserialize_param<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -47,7 +47,9 @@ pub enum OnFailure {
 pub struct DatabaseConfig {
     /// The database file.
     pub path: PathBuf,
-    /// Its file name, also the name of its subdirectory of `Backup.Location`.
+    /// Its file name. Its subdirectory of `Backup.Location` is this name as
+    /// [`sqlseal_engine::name_component`] encodes it (the same as in backup
+    /// names; usually the name itself).
     pub name: String,
     /// Its backups.
     pub store: Arc<dyn BackupStore>,
@@ -149,8 +151,8 @@ impl Settings {
             .method
             .parse()
             .map_err(|e: String| invalid("Backup.Method", e))?;
-        let chunk_size =
-            u32::try_from(b.chunk_size).map_err(|_| invalid("Backup.ChunkSize", "too large"))?;
+        let chunk_size = u32::try_from(b.chunk_size.bytes())
+            .map_err(|_| invalid("Backup.ChunkSize", "too large"))?;
 
         if params.database.paths.is_empty() {
             return Err(invalid(
@@ -188,13 +190,23 @@ impl Settings {
                     format!("{} is a directory, not a database file", path.display()),
                 ));
             }
+            // The same encoding as backup names: readable, with only what a
+            // file system or an S3 key cannot hold percent-encoded.
+            let subdir = sqlseal_engine::name_component(&name);
             let store_location = if remote {
                 PathBuf::from(format!(
-                    "{}/{name}",
+                    "{}/{subdir}",
                     location.display().to_string().trim_end_matches('/')
                 ))
-            } else {
+            } else if subdir != name
+                && !location.join(&subdir).exists()
+                && location.join(&name).is_dir()
+            {
+                // A store made before names were encoded (a leading `.` or a
+                // `%` in the name): keep using it.
                 location.join(&name)
+            } else {
+                location.join(&subdir)
             };
             let store: Arc<dyn BackupStore> = open_store(&store_location, &s3)
                 .map_err(|e| invalid("Backup.Location", e.to_string()))?

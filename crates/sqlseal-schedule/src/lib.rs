@@ -94,6 +94,10 @@ pub enum ScheduleError {
     /// A background task failed.
     #[error("background task failed: {0}")]
     Task(String),
+    /// The database file does not exist (yet): the scheduler waits for the
+    /// application to create it and backs it up then.
+    #[error("database {} does not exist yet; waiting for it to be created", .0.display())]
+    DatabaseMissing(PathBuf),
 }
 
 fn list_refused(refused: &[Refused]) -> String {

@@ -120,7 +120,7 @@ fn restore_one(
         }
     };
     if listed.is_empty() {
-        info!(database = %db.path.display(), "database is missing and has no backups; it will start empty");
+        info!(database = %db.path.display(), "database is missing and has no backups; nothing to restore, it is backed up once the application creates it");
         return Ok(RestoreOutcome::NoBackups);
     }
     let newest_known = match read_newest(&settings.newest_record) {

@@ -27,6 +27,9 @@ use crate::{DatabaseLocks, ScheduleError, lock_all, now_string};
 
 /// How old a temporary file must be before it is taken for a crashed writer's.
 const STALE_AGE: Duration = Duration::from_secs(3600);
+/// How often a database that does not exist yet is looked for (or each
+/// `Backup.Frequency`, if that is shorter).
+const MISSING_POLL: Duration = Duration::from_secs(10);
 
 /// What one successful backup run did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +96,11 @@ impl DatabaseJob for SqliteJob {
     }
 
     fn backup(&self, now: Timestamp, cancel: &CancelFlag) -> Result<BackupDone, ScheduleError> {
+        // Missing and nothing restored: the application has not created it
+        // yet. Not an error, and nothing to clean or back up.
+        if self.db.path.symlink_metadata().is_err() {
+            return Err(ScheduleError::DatabaseMissing(self.db.path.clone()));
+        }
         let store = self.db.store.as_ref();
         match store.clean_stale(STALE_AGE) {
             Ok(0) => {}
@@ -354,10 +362,15 @@ async fn database_loop(
         }
     };
     let mut due = first_due(newest, clock.now(), frequency);
+    // Whether "waiting for the database to be created" was logged, so that
+    // it is said once, not at every slot.
+    let mut waiting = false;
     loop {
         let wait = wait_for(due, clock.now(), frequency);
         update_status(&status, &name, |s| s.next_due = Some(now_string(due)));
-        info!(database = %name, next_due = %now_string(due), "next backup scheduled");
+        if !waiting {
+            info!(database = %name, next_due = %now_string(due), "next backup scheduled");
+        }
         tokio::select! {
             () = token.cancelled() => break,
             () = tokio::time::sleep(wait) => {}
@@ -382,6 +395,7 @@ async fn database_loop(
         let result = result.unwrap_or_else(|e| Err(ScheduleError::Task(e.to_string())));
         match result {
             Ok(done) => {
+                waiting = false;
                 info!(database = %name, backup = %done.name, deleted = done.deleted.len(), kept = done.kept, "backup done");
                 update_status(&status, &name, |s| {
                     s.last_success = Some(now_string(done.created));
@@ -390,6 +404,16 @@ async fn database_loop(
                     s.backup_count = Some(done.kept);
                 });
                 due = done.created.checked_add(frequency).unwrap_or(started);
+            }
+            Err(ScheduleError::DatabaseMissing(path)) => {
+                if !waiting {
+                    info!(database = %name, path = %path.display(), "waiting for DB to be created; it is backed up once it exists");
+                    waiting = true;
+                }
+                // Look again soon rather than a whole period later.
+                due = started
+                    .checked_add(frequency.min(MISSING_POLL))
+                    .unwrap_or(started);
             }
             Err(e) if token.is_cancelled() => {
                 info!(database = %name, error = %e, "backup cancelled by shutdown");

@@ -359,3 +359,50 @@ fn configuration_errors_name_the_parameter() {
     p.backup.trust = vec![e.db.clone()];
     assert!(err(&p).starts_with("Backup.Trust: "), "{}", err(&p));
 }
+
+#[test]
+fn a_unicode_database_name_stays_readable_in_its_directory_and_backups() {
+    let e = env();
+    let db = e.dir.path().join("café app ☕.db");
+    add_rows(&db, 10);
+    let mut params = e.params.clone();
+    params.database.paths = vec![db];
+    let settings = Settings::from_params(&params).expect("settings");
+    let subdir = e.dir.path().join("backups").join("café app ☕.db");
+    assert_eq!(
+        settings.databases[0].store.local_path("x.sqlseal"),
+        Some(subdir.join("x.sqlseal")),
+        "the subdirectory keeps the real name"
+    );
+    let made = job(&settings)
+        .backup(at(0), &CancelFlag::new())
+        .expect("backup")
+        .name;
+    assert!(made.starts_with("café app ☕.db-"), "{made}");
+    assert!(
+        subdir.join(&made).is_file(),
+        "{made} is in {}",
+        subdir.display()
+    );
+}
+
+#[test]
+fn names_a_file_system_cannot_hold_are_encoded_alike_in_directory_and_backups() {
+    let e = env();
+    let db = e.dir.path().join("50%\tsplit.db");
+    add_rows(&db, 10);
+    let mut params = e.params.clone();
+    params.database.paths = vec![db];
+    let settings = Settings::from_params(&params).expect("settings");
+    let made = job(&settings)
+        .backup(at(0), &CancelFlag::new())
+        .expect("backup")
+        .name;
+    assert!(made.starts_with("50%25%09split.db-"), "{made}");
+    let subdir = e.dir.path().join("backups").join("50%25%09split.db");
+    assert!(
+        subdir.join(&made).is_file(),
+        "{made} is in {}",
+        subdir.display()
+    );
+}

@@ -75,6 +75,23 @@ pub enum StoreError {
     /// The backup directory does not exist.
     #[error("backup directory {0} does not exist; check --dir or Backup.Location")]
     NoDirectory(PathBuf),
+    /// The backup directory is a file (or another non-directory).
+    #[error(
+        "backup directory {} is a file, not a directory; pass a directory to --dir (or Backup.Location)",
+        .0.display()
+    )]
+    NotADirectory(PathBuf),
+    /// This process may not create files in the backup directory.
+    #[error(
+        "backup directory {} is not writable by this user ({source}); fix its permissions or choose another --dir (or Backup.Location)",
+        path.display()
+    )]
+    NotWritable {
+        /// The directory.
+        path: PathBuf,
+        /// The cause (permission denied, read-only file system).
+        source: io::Error,
+    },
     /// No backup of that name.
     #[error("backup {name} not found in {location}")]
     NotFound {
@@ -215,13 +232,40 @@ impl LocalStore {
         if self.dir.is_dir() {
             return Ok(());
         }
+        if self.dir.exists() {
+            return Err(StoreError::NotADirectory(self.dir.clone()));
+        }
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(&self.dir)
-            .map_err(self.io("creating backup directory", &self.dir))
+        builder.create(&self.dir).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => {
+                // Name the component that is in the way, e.g. the file
+                // `x` of `--dir x/backups`.
+                let file = self
+                    .dir
+                    .ancestors()
+                    .find(|a| a.exists() && !a.is_dir())
+                    .unwrap_or(&self.dir);
+                StoreError::NotADirectory(file.to_path_buf())
+            }
+            _ => self.dir_error("creating backup directory", e),
+        })
+    }
+
+    /// A failure to write in the directory: a one-line "not writable"
+    /// error for permissions and read-only file systems.
+    fn dir_error(&self, what: &'static str, e: io::Error) -> StoreError {
+        match e.kind() {
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                StoreError::NotWritable {
+                    path: self.dir.clone(),
+                    source: e,
+                }
+            }
+            _ => self.io(what, &self.dir)(e),
+        }
     }
 }
 
@@ -235,6 +279,9 @@ impl BackupStore for LocalStore {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::NoDirectory(self.dir.clone()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Err(StoreError::NotADirectory(self.dir.clone()));
             }
             Err(e) => return Err(self.io("listing", &self.dir)(e)),
         };
@@ -308,9 +355,12 @@ impl BackupStore for LocalStore {
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
-            .open(&temp)
-            .map_err(self.io("creating temporary file", &temp))?;
+        let file = options.open(&temp).map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                self.dir_error("creating temporary file", e)
+            }
+            _ => self.io("creating temporary file", &temp)(e),
+        })?;
         Ok(Box::new(LocalWriter {
             file: Some(BufWriter::with_capacity(1 << 20, file)),
             temp,
@@ -335,7 +385,15 @@ impl BackupStore for LocalStore {
     fn clean_stale(&self, age: Duration) -> Result<usize> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            // Nothing to clean; creating a backup there says what is wrong.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(0);
+            }
             Err(e) => return Err(self.io("listing", &self.dir)(e)),
         };
         let now = SystemTime::now();
