@@ -15,7 +15,8 @@ use sqlseal_engine::{
     VerifyOptions, create_backup, inspect_backup, latest_backup, list_backups, restore_backup,
     verify_backup,
 };
-use sqlseal_format::{Header, Trailer};
+use sqlseal_format::{CreatedAt, Header, Trailer};
+use sqlseal_schedule::{RetentionPolicy, decide};
 use sqlseal_source::{SnapshotOptions, SqliteSource};
 use sqlseal_store::{BackupStore, DatabaseLock, LocalStore, S3Settings, is_url, open_store};
 
@@ -104,6 +105,33 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 Some(keys::keyring(&keys, &trust)?)
             };
             list(&dir, keyring.as_ref(), json)
+        }
+        BackupCommand::Prune {
+            dir,
+            keys,
+            trust,
+            max_count,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            dry_run,
+            yes: _,
+            json,
+        } => {
+            let keyring = keys::keyring(&keys, &trust)?;
+            let policy = RetentionPolicy {
+                max_count,
+                keep_last,
+                keep_hourly,
+                keep_daily,
+                keep_weekly,
+                keep_monthly,
+                keep_yearly,
+            };
+            prune(&dir, &keyring, &policy, dry_run, json)
         }
         BackupCommand::Info {
             which,
@@ -716,5 +744,91 @@ fn hex(bytes: &[u8]) -> String {
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `backup prune`: the retention decision for every verified backup of
+/// `dir`, carried out unless `dry_run`. Files whose header does not verify
+/// are reported and never touched.
+fn prune(
+    dir: &Path,
+    keyring: &Keyring,
+    policy: &RetentionPolicy,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    if policy.keeps_all() {
+        bail!(
+            "no retention rule given, so nothing would be deleted; pass --max-count N or a --keep-* rule"
+        );
+    }
+    let store = open_location(dir)?;
+    let listed = list_backups(store.as_ref(), Some(keyring))?;
+    let dated: Vec<(String, CreatedAt)> = listed
+        .iter()
+        .filter_map(|b| b.verified_created().map(|c| (b.entry.name.clone(), c)))
+        .collect();
+    #[derive(Serialize)]
+    struct Pruned {
+        path: PathBuf,
+        action: &'static str,
+        created: Option<String>,
+        kept_by: Vec<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    }
+    let mut rows = Vec::new();
+    let mut failed = 0usize;
+    for d in decide(&dated, policy) {
+        let path = backup_path(store.as_ref(), &d.name);
+        let (action, reason) = match (d.keep(), dry_run) {
+            (true, _) => ("keep", None),
+            (false, true) => ("delete", None),
+            (false, false) => match store.delete(&d.name) {
+                Ok(()) => ("deleted", None),
+                Err(e) => {
+                    failed += 1;
+                    ("failed", Some(e.to_string()))
+                }
+            },
+        };
+        rows.push(Pruned {
+            path,
+            action,
+            created: Some(d.created.to_string()),
+            kept_by: d.kept_by,
+            reason,
+        });
+    }
+    for b in listed.iter().filter(|b| !b.is_verified()) {
+        let (_, refused) = check_words(b);
+        rows.push(Pruned {
+            path: backup_path(store.as_ref(), &b.entry.name),
+            action: "skip",
+            created: None,
+            kept_by: Vec::new(),
+            reason: Some(refused.unwrap_or("the header does not verify").to_owned()),
+        });
+    }
+    if json {
+        print_json(&rows)?;
+    } else {
+        for r in &rows {
+            let why = match &r.reason {
+                Some(reason) => reason.clone(),
+                None => r.kept_by.join(","),
+            };
+            println!(
+                "{}\t{}\t{}\t{}",
+                r.action,
+                r.path.display(),
+                r.created.as_deref().unwrap_or("-"),
+                why
+            );
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} backup(s) could not be deleted; see the lines marked failed");
+    }
     Ok(())
 }

@@ -92,10 +92,7 @@ pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
         "ok: {} database(s), backups to {} {frequency}, keeping {}",
         settings.databases.len(),
         settings.location.display(),
-        match settings.max_count {
-            0 => "all".to_string(),
-            n => format!("the newest {n}"),
-        }
+        retention_summary(&settings.retention)
     );
     Ok(())
 }
@@ -244,4 +241,29 @@ async fn stop_on_signal(token: CancellationToken) {
         let _ = tokio::signal::ctrl_c().await;
     }
     token.cancel();
+}
+
+/// How a retention policy reads in `config check`: "all", "the newest 10",
+/// or "the newest 10, 7 daily, 4 weekly".
+fn retention_summary(policy: &sqlseal_schedule::RetentionPolicy) -> String {
+    if policy.keeps_all() {
+        return "all".into();
+    }
+    let newest = policy.max_count.max(policy.keep_last);
+    let mut parts = Vec::new();
+    if newest > 0 {
+        parts.push(format!("the newest {newest}"));
+    }
+    for (n, what) in [
+        (policy.keep_hourly, "hourly"),
+        (policy.keep_daily, "daily"),
+        (policy.keep_weekly, "weekly"),
+        (policy.keep_monthly, "monthly"),
+        (policy.keep_yearly, "yearly"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    parts.join(", ")
 }

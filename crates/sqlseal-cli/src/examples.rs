@@ -108,3 +108,12 @@ Examples:
   sqlseal completions bash > /etc/bash_completion.d/sqlseal
   sqlseal completions zsh > \"${fpath[1]}/_sqlseal\"
   sqlseal completions fish > ~/.config/fish/completions/sqlseal.fish";
+
+pub const BACKUP_PRUNE: &str = "\
+Examples:
+  # what a policy would delete: 7 daily, 4 weekly, 12 monthly backups
+  sqlseal backup prune --dir backups --key server.pem --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+  # and do it
+  sqlseal backup prune --dir backups --key server.pem --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --yes
+  # keep the newest 10, as Backup.MaxCount: 10
+  sqlseal backup prune --dir backups --key server.pem --max-count 10 --yes";

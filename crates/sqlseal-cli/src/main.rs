@@ -117,7 +117,8 @@ impl Command {
                 | BackupCommand::List { json, .. }
                 | BackupCommand::Info { json, .. }
                 | BackupCommand::Verify { json, .. }
-                | BackupCommand::Restore { json, .. } => *json,
+                | BackupCommand::Restore { json, .. }
+                | BackupCommand::Prune { json, .. } => *json,
             },
             Command::Demo { .. } | Command::Completions { .. } | Command::Man { .. } => false,
         }
@@ -253,6 +254,59 @@ enum BackupCommand {
         /// An extra trusted signer public key (with --key). Repeat for more.
         #[arg(long = "trust", value_name = "PUBFILE", requires = "keys")]
         trust: Vec<PathBuf>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete old backups by retention rules: `--max-count` and the
+    /// grandfather-father-son `--keep-*` rules of `Backup.MaxCount` and
+    /// `Backup.Keep*` (restic's forget semantics, UTC periods).
+    ///
+    /// Only backups whose header verifies with --key count and can be
+    /// deleted; the others are listed as skipped and never touched, and the
+    /// newest verified backup is always kept. `--dry-run` shows the plan,
+    /// `--yes` carries it out. One line per backup, tab-separated: `keep`,
+    /// `delete`, `deleted` or `skip`, the path, the created time, and the
+    /// rules that keep it (or why it was skipped).
+    #[command(after_long_help = examples::BACKUP_PRUNE)]
+    Prune {
+        /// The backup directory, or s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// A private key file to authenticate each header with; its public
+        /// half is a trusted signer. Repeat for more keys.
+        #[arg(long = "key", value_name = "KEYFILE", required = true)]
+        keys: Vec<PathBuf>,
+        /// An extra trusted signer public key. Repeat for more.
+        #[arg(long = "trust", value_name = "PUBFILE")]
+        trust: Vec<PathBuf>,
+        /// Keep the newest N backups (as Backup.MaxCount).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_count: u64,
+        /// Keep the newest N backups (as Backup.KeepLast).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_last: u64,
+        /// Keep the newest backup of each of the N most recent hours (UTC).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_hourly: u64,
+        /// Keep the newest backup of each of the N most recent days (UTC).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_daily: u64,
+        /// Keep the newest backup of each of the N most recent ISO weeks.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_weekly: u64,
+        /// Keep the newest backup of each of the N most recent months (UTC).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_monthly: u64,
+        /// Keep the newest backup of each of the N most recent years (UTC).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_yearly: u64,
+        /// Show what would be deleted; delete nothing.
+        #[arg(long, conflicts_with = "yes", required_unless_present = "yes")]
+        dry_run: bool,
+        /// Delete what the rules do not keep.
+        #[arg(long)]
+        yes: bool,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,

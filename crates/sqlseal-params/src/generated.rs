@@ -14,8 +14,8 @@ use crate::{ByteSize, Duration, Param, ParamType};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
-    /// The Backup group: Location, Frequency, MaxCount, Keys, Recipients, Trust, Method, ChunkSize,
-    /// TempDir.
+    /// The Backup group: Location, Frequency, MaxCount, KeepLast, KeepHourly, KeepDaily,
+    /// KeepWeekly, KeepMonthly, KeepYearly, Keys, Recipients, Trust, Method, ChunkSize, TempDir.
     #[serde(rename = "Backup")]
     pub backup: Backup,
     /// The Database group: Paths.
@@ -56,11 +56,54 @@ pub struct Backup {
     #[serde(rename = "Frequency", deserialize_with = "deserialize_param")]
     pub frequency: Duration,
     /// Number of backups to keep per database; older ones are deleted after each successful backup.
-    /// 0 keeps all backups.
+    /// 0 keeps all backups (unless a Backup.Keep* rule is set). Only backups whose header verifies
+    /// count, and the newest is never deleted.
     ///
     /// `Backup.MaxCount`: int, default `10`, environment `SQLSEAL_BACKUP_MAXCOUNT`.
     #[serde(rename = "MaxCount", deserialize_with = "deserialize_param")]
     pub max_count: u64,
+    /// Grandfather-father-son retention (restic's forget rules): keep the newest N backups, like
+    /// MaxCount. A backup is kept when MaxCount or any Keep rule keeps it. 0 leaves the rule
+    /// unused.
+    ///
+    /// `Backup.KeepLast`: int, default `0`, environment `SQLSEAL_BACKUP_KEEPLAST`.
+    #[serde(rename = "KeepLast", deserialize_with = "deserialize_param")]
+    pub keep_last: u64,
+    /// Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of
+    /// the N most recent hours (UTC) that have one. A backup is kept when MaxCount or any Keep rule
+    /// keeps it. 0 leaves the rule unused.
+    ///
+    /// `Backup.KeepHourly`: int, default `0`, environment `SQLSEAL_BACKUP_KEEPHOURLY`.
+    #[serde(rename = "KeepHourly", deserialize_with = "deserialize_param")]
+    pub keep_hourly: u64,
+    /// Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of
+    /// the N most recent days (UTC) that have one. A backup is kept when MaxCount or any Keep rule
+    /// keeps it. 0 leaves the rule unused.
+    ///
+    /// `Backup.KeepDaily`: int, default `0`, environment `SQLSEAL_BACKUP_KEEPDAILY`.
+    #[serde(rename = "KeepDaily", deserialize_with = "deserialize_param")]
+    pub keep_daily: u64,
+    /// Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of
+    /// the N most recent ISO weeks that have one. A backup is kept when MaxCount or any Keep rule
+    /// keeps it. 0 leaves the rule unused.
+    ///
+    /// `Backup.KeepWeekly`: int, default `0`, environment `SQLSEAL_BACKUP_KEEPWEEKLY`.
+    #[serde(rename = "KeepWeekly", deserialize_with = "deserialize_param")]
+    pub keep_weekly: u64,
+    /// Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of
+    /// the N most recent months (UTC) that have one. A backup is kept when MaxCount or any Keep
+    /// rule keeps it. 0 leaves the rule unused.
+    ///
+    /// `Backup.KeepMonthly`: int, default `0`, environment `SQLSEAL_BACKUP_KEEPMONTHLY`.
+    #[serde(rename = "KeepMonthly", deserialize_with = "deserialize_param")]
+    pub keep_monthly: u64,
+    /// Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of
+    /// the N most recent years (UTC) that have one. A backup is kept when MaxCount or any Keep rule
+    /// keeps it. 0 leaves the rule unused.
+    ///
+    /// `Backup.KeepYearly`: int, default `0`, environment `SQLSEAL_BACKUP_KEEPYEARLY`.
+    #[serde(rename = "KeepYearly", deserialize_with = "deserialize_param")]
+    pub keep_yearly: u64,
     /// Private key PEM files. Backups are encrypted to each key and signed with the first one;
     /// restores open a backup with any of them and trust their public halves as signers.
     ///
@@ -114,6 +157,12 @@ impl Default for Backup {
             location: PathBuf::from("./backups"),
             frequency: const { Duration::from_literal("24h") },
             max_count: 10,
+            keep_last: 0,
+            keep_hourly: 0,
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_monthly: 0,
+            keep_yearly: 0,
             keys: Vec::new(),
             recipients: Vec::new(),
             trust: Vec::new(),
@@ -289,7 +338,7 @@ fn deserialize_log_format<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Stri
 }
 
 /// Every parameter, in the order of `docs/parameters.yaml`.
-pub static PARAMS: [Param; 21] = [
+pub static PARAMS: [Param; 27] = [
     Param {
         name: "Backup.Location",
         env: "SQLSEAL_BACKUP_LOCATION",
@@ -314,11 +363,71 @@ pub static PARAMS: [Param; 21] = [
         name: "Backup.MaxCount",
         env: "SQLSEAL_BACKUP_MAXCOUNT",
         kind: ParamType::Int,
-        description: "Number of backups to keep per database; older ones are deleted after each successful backup. 0 keeps all backups.",
+        description: "Number of backups to keep per database; older ones are deleted after each successful backup. 0 keeps all backups (unless a Backup.Keep* rule is set). Only backups whose header verifies count, and the newest is never deleted.",
         choices: &[],
         secret: false,
         set: |p, input| set_param(&mut p.backup.max_count, input, no_check),
         get: |p| to_text(&p.backup.max_count),
+    },
+    Param {
+        name: "Backup.KeepLast",
+        env: "SQLSEAL_BACKUP_KEEPLAST",
+        kind: ParamType::Int,
+        description: "Grandfather-father-son retention (restic's forget rules): keep the newest N backups, like MaxCount. A backup is kept when MaxCount or any Keep rule keeps it. 0 leaves the rule unused.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.backup.keep_last, input, no_check),
+        get: |p| to_text(&p.backup.keep_last),
+    },
+    Param {
+        name: "Backup.KeepHourly",
+        env: "SQLSEAL_BACKUP_KEEPHOURLY",
+        kind: ParamType::Int,
+        description: "Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of the N most recent hours (UTC) that have one. A backup is kept when MaxCount or any Keep rule keeps it. 0 leaves the rule unused.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.backup.keep_hourly, input, no_check),
+        get: |p| to_text(&p.backup.keep_hourly),
+    },
+    Param {
+        name: "Backup.KeepDaily",
+        env: "SQLSEAL_BACKUP_KEEPDAILY",
+        kind: ParamType::Int,
+        description: "Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of the N most recent days (UTC) that have one. A backup is kept when MaxCount or any Keep rule keeps it. 0 leaves the rule unused.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.backup.keep_daily, input, no_check),
+        get: |p| to_text(&p.backup.keep_daily),
+    },
+    Param {
+        name: "Backup.KeepWeekly",
+        env: "SQLSEAL_BACKUP_KEEPWEEKLY",
+        kind: ParamType::Int,
+        description: "Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of the N most recent ISO weeks that have one. A backup is kept when MaxCount or any Keep rule keeps it. 0 leaves the rule unused.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.backup.keep_weekly, input, no_check),
+        get: |p| to_text(&p.backup.keep_weekly),
+    },
+    Param {
+        name: "Backup.KeepMonthly",
+        env: "SQLSEAL_BACKUP_KEEPMONTHLY",
+        kind: ParamType::Int,
+        description: "Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of the N most recent months (UTC) that have one. A backup is kept when MaxCount or any Keep rule keeps it. 0 leaves the rule unused.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.backup.keep_monthly, input, no_check),
+        get: |p| to_text(&p.backup.keep_monthly),
+    },
+    Param {
+        name: "Backup.KeepYearly",
+        env: "SQLSEAL_BACKUP_KEEPYEARLY",
+        kind: ParamType::Int,
+        description: "Grandfather-father-son retention (restic's forget rules): keep the newest backup of each of the N most recent years (UTC) that have one. A backup is kept when MaxCount or any Keep rule keeps it. 0 leaves the rule unused.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.backup.keep_yearly, input, no_check),
+        get: |p| to_text(&p.backup.keep_yearly),
     },
     Param {
         name: "Backup.Keys",

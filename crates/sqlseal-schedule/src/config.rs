@@ -9,6 +9,8 @@ use sqlseal_crypto::{
 };
 use sqlseal_format::KeyId;
 use sqlseal_params::Params;
+
+use crate::retention::RetentionPolicy;
 use sqlseal_source::Method;
 use sqlseal_store::{BackupStore, S3Settings, is_url, open_store};
 
@@ -85,6 +87,8 @@ pub struct Settings {
     pub frequency: Option<std::time::Duration>,
     /// Backups to keep per database; 0 keeps all.
     pub max_count: u64,
+    /// `Backup.MaxCount` and the `Backup.Keep*` rules.
+    pub retention: RetentionPolicy,
     /// Restore missing databases at start-up.
     pub restore_auto: bool,
     /// What auto-restore does when every backup fails.
@@ -256,6 +260,15 @@ impl Settings {
             temp_dir,
             frequency: (!frequency.is_zero()).then_some(frequency),
             max_count: b.max_count,
+            retention: RetentionPolicy {
+                max_count: b.max_count,
+                keep_last: b.keep_last,
+                keep_hourly: b.keep_hourly,
+                keep_daily: b.keep_daily,
+                keep_weekly: b.keep_weekly,
+                keep_monthly: b.keep_monthly,
+                keep_yearly: b.keep_yearly,
+            },
             restore_auto: params.restore.auto,
             on_failure,
             restore_signers,

@@ -61,7 +61,7 @@ pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, DatabaseConfig, OnFailure, Settings, s3_settings};
 pub use newest::{NewestBackup, newest_record_path, read_newest};
 pub use restore::{AutoRestoreReport, Refused, RestoreOutcome, auto_restore_settings};
-pub use retention::beyond_max_count;
+pub use retention::{Decision, RetentionPolicy, beyond_max_count, decide, to_delete};
 pub use scheduler::{BackupDone, DatabaseJob, Scheduler, SqliteJob};
 pub use status::{DatabaseStatus, StatusError, StatusReport, StatusWriter, read_status};
 

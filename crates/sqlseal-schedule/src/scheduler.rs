@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseConfig, Settings};
 use crate::newest::{NewestBackup, record_newest};
-use crate::retention::beyond_max_count;
+use crate::retention::to_delete;
 use crate::status::StatusWriter;
 use crate::{DatabaseLocks, ScheduleError, lock_all, now_string};
 
@@ -155,7 +155,7 @@ impl DatabaseJob for SqliteJob {
             .collect();
         // The backup just made and read back is never deleted, even if a
         // validly signed one claims a later time.
-        let doomed: Vec<String> = beyond_max_count(&dated, s.max_count)
+        let doomed: Vec<String> = to_delete(&dated, &s.retention)
             .into_iter()
             .filter(|name| *name != made.name)
             .collect();

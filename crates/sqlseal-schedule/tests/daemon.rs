@@ -125,6 +125,33 @@ fn max_count_zero_keeps_all() {
 }
 
 #[test]
+fn gfs_rules_apply_after_each_backup() {
+    // Backups every 6 hours over 3 days (the job's clock is passed in):
+    // KeepDaily 2 keeps the newest of each of the last two days, and
+    // MaxCount 0 adds nothing.
+    let mut e = env();
+    e.params.backup.max_count = 0;
+    e.params.backup.keep_daily = 2;
+    let settings = Settings::from_params(&e.params).expect("settings");
+    let job = job(&settings);
+    let day0 = jiff::Timestamp::from_second(1_790_035_200).expect("time"); // 2026-09-22T00:00Z
+    let mut made = Vec::new();
+    for i in 0..12 {
+        let at = day0
+            .checked_add(jiff::SignedDuration::from_hours(6 * i))
+            .expect("time");
+        made.push(job.backup(at, &CancelFlag::new()).expect("backup").name);
+    }
+    let mut expected = vec![made[7].clone(), made[11].clone()];
+    expected.sort();
+    assert_eq!(
+        backup_names(&settings),
+        expected,
+        "the last backup of day 2 and of day 3"
+    );
+}
+
+#[test]
 fn a_failed_backup_deletes_nothing() {
     let mut e = env();
     e.params.backup.max_count = 2;
