@@ -132,5 +132,27 @@ impl EngineError {
 }
 
 fn format_is_integrity(e: &FormatError) -> bool {
-    !matches!(e, FormatError::Io(_))
+    // A file of another format version is not damaged: it is refused (exit
+    // 1) with a message naming the version, not reported as tampered with.
+    !matches!(
+        e,
+        FormatError::Io(_) | FormatError::VersionOne | FormatError::UnsupportedVersion(_)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_versions_are_not_integrity_failures() {
+        let open = |e: FormatError| EngineError::Open {
+            backup: "b".into(),
+            source: CryptoError::Format(e),
+        };
+        assert!(!open(FormatError::VersionOne).is_integrity_failure());
+        assert!(!open(FormatError::UnsupportedVersion("v3".into())).is_integrity_failure());
+        assert!(open(FormatError::HeaderMac).is_integrity_failure());
+        assert!(open(FormatError::ChunkAuth { index: 1 }).is_integrity_failure());
+    }
 }
