@@ -99,11 +99,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             trust,
             json,
         } => {
-            let keyring = if keys.is_empty() {
-                None
-            } else {
-                Some(keys::keyring(&keys, &trust)?)
-            };
+            let keyring = keys::optional_keyring(&keys, &trust)?;
             list(&dir, keyring.as_ref(), json)
         }
         BackupCommand::Prune {
@@ -139,11 +135,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             trust,
             json,
         } => {
-            let keyring = if keys.is_empty() {
-                None
-            } else {
-                Some(keys::keyring(&keys, &trust)?)
-            };
+            let keyring = keys::optional_keyring(&keys, &trust)?;
             info(&which, keyring.as_ref(), json)
         }
         BackupCommand::Verify {

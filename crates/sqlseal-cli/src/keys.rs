@@ -123,6 +123,15 @@ pub fn keyring(keys: &[PathBuf], trust: &[PathBuf]) -> anyhow::Result<Keyring> {
     Ok(keyring)
 }
 
+/// A keyring when keys were given (commands where `--key` is optional and
+/// only authenticates headers), else `None`.
+pub fn optional_keyring(keys: &[PathBuf], trust: &[PathBuf]) -> anyhow::Result<Option<Keyring>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    keyring(keys, trust).map(Some)
+}
+
 /// Recipients: the public halves of `identities` and the `extra` files, without duplicates.
 pub fn recipients(
     identities: &[P256Identity],

@@ -218,13 +218,7 @@ fn restore_one(
                 if let Some(message) = &older_than_newest {
                     error!(database = %db.path.display(), backup = %name, newest = ?newest_known.as_ref().map(|n| &n.backup), "{message}");
                 }
-                let status = StatusWriter::new(
-                    settings.status_file.clone(),
-                    settings
-                        .databases
-                        .iter()
-                        .map(|d| (d.name.clone(), d.path.clone())),
-                );
+                let status = StatusWriter::for_settings(settings);
                 if let Err(e) = status.update(&db.name, |s| {
                     s.restored_older = older_than_newest.clone();
                 }) {

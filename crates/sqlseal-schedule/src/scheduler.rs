@@ -207,13 +207,7 @@ impl Scheduler {
 
     /// The same on another clock.
     pub fn with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Self {
-        let status = StatusWriter::new(
-            settings.status_file.clone(),
-            settings
-                .databases
-                .iter()
-                .map(|d| (d.name.clone(), d.path.clone())),
-        );
+        let status = StatusWriter::for_settings(&settings);
         let locks = Locking::Take(
             settings
                 .databases

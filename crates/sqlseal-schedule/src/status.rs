@@ -85,6 +85,17 @@ pub struct StatusWriter {
 }
 
 impl StatusWriter {
+    /// The writer of `settings`' status file, one entry per configured database.
+    pub fn for_settings(settings: &crate::Settings) -> Self {
+        Self::new(
+            settings.status_file.clone(),
+            settings
+                .databases
+                .iter()
+                .map(|d| (d.name.clone(), d.path.clone())),
+        )
+    }
+
     /// A writer for `path` starting with one empty entry per database
     /// (carrying over only `restored_older` from an existing file).
     pub fn new(path: PathBuf, databases: impl IntoIterator<Item = (String, PathBuf)>) -> Self {
