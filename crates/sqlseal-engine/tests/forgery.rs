@@ -144,3 +144,53 @@ fn a_recipient_cannot_replace_the_payload_of_a_signed_backup() {
     .expect("the genuine backup restores");
     assert_eq!(value(&target), "genuine");
 }
+
+/// A trailer whose page count times the page size overflows u64 is an
+/// inconsistent backup, not a panic (the product was unchecked).
+#[test]
+fn a_page_count_that_overflows_is_refused_without_a_panic() {
+    use sqlseal_crypto::{Recipient, random_backup_id, seal_container};
+    use sqlseal_format::{Compression, CreatedAt, Metadata, RecordedCheck};
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = P256Identity::generate().expect("key");
+    let store = LocalStore::new(dir.path().join("backups"));
+    let metadata = Metadata {
+        backup_id: random_backup_id().expect("id"),
+        created: CreatedAt::from_microsecond(1_764_000_000_000_000).expect("time"),
+        database: "app.db".into(),
+        page_size: 4096,
+        method: "dbpage".into(),
+        compression: Compression::Lz4,
+        chunk_size: 4096,
+    };
+    let recipients: [&dyn Recipient; 1] = [server.recipient()];
+    let (_, mut writer) =
+        seal_container(Vec::new(), metadata, &recipients, &server).expect("container");
+    writer.write_image(&[0u8; 4096]).expect("image");
+    let (bytes, _) = writer
+        .finish(u64::MAX, RecordedCheck::None)
+        .expect("finish");
+    let name = "app.db-20251124T160000.000000Z-000000.sqlseal";
+    let mut out = store.create(name).expect("create");
+    out.write_all(&bytes).expect("write");
+    out.finish().expect("finish");
+
+    let mut keyring = Keyring::new();
+    keyring.add_identity(server);
+    let err = verify_backup(
+        &store,
+        name,
+        &keyring,
+        &VerifyOptions::default(),
+        &CancelFlag::new(),
+        &NoProgress,
+    )
+    .expect_err("refused");
+    assert!(matches!(err, EngineError::Inconsistent { .. }), "{err}");
+    assert!(
+        err.to_string().contains("18446744073709551615 pages"),
+        "{err}"
+    );
+}
