@@ -115,7 +115,7 @@ impl Replaced {
 }
 
 /// Restores `name` to `target`: writes the image to a temporary file
-/// beside it, checks it exactly as [`verify_backup`] does, and renames it
+/// beside it, checks it exactly as [`verify_backup`](crate::verify_backup) does, and renames it
 /// into place, mode 0600. An existing target is refused unless `force`;
 /// with `force` the restored file takes the mode of the file it replaces
 /// and, when the process may change owners, its owner and group; it and
