@@ -110,6 +110,32 @@ impl From<SourceError> for EngineError {
 }
 
 impl EngineError {
+    /// What failed, as one short stable word for metrics labels and
+    /// alerts: `source` (reading the database), `store` (the backup
+    /// location), `seal` (encrypting or signing), `write` (writing the
+    /// backup), `integrity` (a backup failed authentication or a check),
+    /// `open` (a backup could not be opened: key, version), `target`
+    /// (restore target), `io` (local files), `no_backups`, `refused`
+    /// (not approved for install) or `cancelled`.
+    pub fn kind(&self) -> &'static str {
+        if self.is_integrity_failure() {
+            return "integrity";
+        }
+        match self {
+            EngineError::Source(_) => "source",
+            EngineError::Store(_) => "store",
+            EngineError::Seal(_) => "seal",
+            EngineError::Write { .. } => "write",
+            EngineError::Open { .. } | EngineError::Payload { .. } => "open",
+            EngineError::Inconsistent { .. } | EngineError::Integrity { .. } => "integrity",
+            EngineError::TargetExists(_) => "target",
+            EngineError::Io { .. } => "io",
+            EngineError::NoBackups(_) | EngineError::NoVerifiedBackups { .. } => "no_backups",
+            EngineError::NotApproved { .. } => "refused",
+            EngineError::Cancelled => "cancelled",
+        }
+    }
+
     /// Whether this error means a backup failed authentication or
     /// integrity checks (as opposed to a missing file, a wrong key or an I/O
     /// problem on this machine).
