@@ -15,7 +15,8 @@ use crate::{ByteSize, Duration, Param, ParamType};
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
     /// The Backup group: Location, Frequency, MaxCount, KeepLast, KeepHourly, KeepDaily,
-    /// KeepWeekly, KeepMonthly, KeepYearly, Keys, Recipients, Trust, Method, ChunkSize, TempDir.
+    /// KeepWeekly, KeepMonthly, KeepYearly, Keys, Recipients, Trust, Method, ChunkSize, TempDir,
+    /// VerifyFrequency.
     #[serde(rename = "Backup")]
     pub backup: Backup,
     /// The Database group: Paths.
@@ -27,6 +28,9 @@ pub struct Params {
     /// The Status group: File.
     #[serde(rename = "Status")]
     pub status: Status,
+    /// The Metrics group: Listen, MaxAge.
+    #[serde(rename = "Metrics")]
+    pub metrics: Metrics,
     /// The Log group: Format.
     #[serde(rename = "Log")]
     pub log: Log,
@@ -36,7 +40,9 @@ pub struct Params {
 }
 
 /// The group names, the top-level keys of a config file.
-pub const GROUPS: &[&str] = &["Backup", "Database", "Restore", "Status", "Log", "S3"];
+pub const GROUPS: &[&str] = &[
+    "Backup", "Database", "Restore", "Status", "Metrics", "Log", "S3",
+];
 
 /// The `Backup:` group of parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -149,6 +155,15 @@ pub struct Backup {
     /// `Backup.TempDir`: filename, default `""`, environment `SQLSEAL_BACKUP_TEMPDIR`.
     #[serde(rename = "TempDir", deserialize_with = "deserialize_param")]
     pub temp_dir: PathBuf,
+    /// Time between restore drills, as a Go-style duration such as 24h. A drill fully verifies the
+    /// newest verified backup of each database: every chunk, the seal signature, the image hash,
+    /// and PRAGMA integrity_check on the restored image, in a private temporary file beside the
+    /// database (or in Backup.TempDir) that is deleted afterwards. The result goes to the status
+    /// file, the metrics and /healthz; a failed drill is logged as an error. 0 disables drills.
+    ///
+    /// `Backup.VerifyFrequency`: duration, default `0`, environment `SQLSEAL_BACKUP_VERIFYFREQUENCY`.
+    #[serde(rename = "VerifyFrequency", deserialize_with = "deserialize_param")]
+    pub verify_frequency: Duration,
 }
 
 impl Default for Backup {
@@ -169,6 +184,7 @@ impl Default for Backup {
             method: String::from("dbpage"),
             chunk_size: ByteSize::new(1048576),
             temp_dir: PathBuf::new(),
+            verify_frequency: const { Duration::from_literal("0") },
         }
     }
 }
@@ -231,6 +247,27 @@ pub struct Status {
     /// `Status.File`: filename, default `""`, environment `SQLSEAL_STATUS_FILE`.
     #[serde(rename = "File", deserialize_with = "deserialize_param")]
     pub file: PathBuf,
+}
+
+/// The `Metrics:` group of parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// Address and port of the HTTP endpoint that serves Prometheus metrics at /metrics and a
+    /// health check at /healthz, such as 127.0.0.1:9531. Empty turns the endpoint off. It serves no
+    /// secrets and takes no input, but shows database names and backup times: bind it to the
+    /// loopback interface or a trusted network.
+    ///
+    /// `Metrics.Listen`: string, default `""`, environment `SQLSEAL_METRICS_LISTEN`.
+    #[serde(rename = "Listen", deserialize_with = "deserialize_param")]
+    pub listen: String,
+    /// /healthz answers 503 when a database's last successful backup (or, before its first one, the
+    /// daemon's start) is older than this, or when its last restore drill failed. 0 means twice
+    /// Backup.Frequency (with scheduling off, only failed drills make it unhealthy).
+    ///
+    /// `Metrics.MaxAge`: duration, default `0`, environment `SQLSEAL_METRICS_MAXAGE`.
+    #[serde(rename = "MaxAge", deserialize_with = "deserialize_param")]
+    pub max_age: Duration,
 }
 
 /// The `Log:` group of parameters.
@@ -338,7 +375,7 @@ fn deserialize_log_format<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Stri
 }
 
 /// Every parameter, in the order of `docs/parameters.yaml`.
-pub static PARAMS: [Param; 27] = [
+pub static PARAMS: [Param; 30] = [
     Param {
         name: "Backup.Location",
         env: "SQLSEAL_BACKUP_LOCATION",
@@ -498,6 +535,16 @@ pub static PARAMS: [Param; 27] = [
         get: |p| to_text(&p.backup.temp_dir),
     },
     Param {
+        name: "Backup.VerifyFrequency",
+        env: "SQLSEAL_BACKUP_VERIFYFREQUENCY",
+        kind: ParamType::Duration,
+        description: "Time between restore drills, as a Go-style duration such as 24h. A drill fully verifies the newest verified backup of each database: every chunk, the seal signature, the image hash, and PRAGMA integrity_check on the restored image, in a private temporary file beside the database (or in Backup.TempDir) that is deleted afterwards. The result goes to the status file, the metrics and /healthz; a failed drill is logged as an error. 0 disables drills.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.backup.verify_frequency, input, no_check),
+        get: |p| to_text(&p.backup.verify_frequency),
+    },
+    Param {
         name: "Database.Paths",
         env: "SQLSEAL_DATABASE_PATHS",
         kind: ParamType::FilenameSlice,
@@ -550,6 +597,26 @@ pub static PARAMS: [Param; 27] = [
         secret: false,
         set: |p, input| set_param(&mut p.status.file, input, no_check),
         get: |p| to_text(&p.status.file),
+    },
+    Param {
+        name: "Metrics.Listen",
+        env: "SQLSEAL_METRICS_LISTEN",
+        kind: ParamType::String,
+        description: "Address and port of the HTTP endpoint that serves Prometheus metrics at /metrics and a health check at /healthz, such as 127.0.0.1:9531. Empty turns the endpoint off. It serves no secrets and takes no input, but shows database names and backup times: bind it to the loopback interface or a trusted network.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.metrics.listen, input, no_check),
+        get: |p| to_text(&p.metrics.listen),
+    },
+    Param {
+        name: "Metrics.MaxAge",
+        env: "SQLSEAL_METRICS_MAXAGE",
+        kind: ParamType::Duration,
+        description: "/healthz answers 503 when a database's last successful backup (or, before its first one, the daemon's start) is older than this, or when its last restore drill failed. 0 means twice Backup.Frequency (with scheduling off, only failed drills make it unhealthy).",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.metrics.max_age, input, no_check),
+        get: |p| to_text(&p.metrics.max_age),
     },
     Param {
         name: "Log.Format",

@@ -85,6 +85,14 @@ pub struct Settings {
     pub temp_dir: Option<PathBuf>,
     /// Time between scheduled backups; `None` disables scheduling.
     pub frequency: Option<std::time::Duration>,
+    /// Time between restore drills; `None` turns drills off.
+    pub verify_frequency: Option<std::time::Duration>,
+    /// `Metrics.Listen`: where to serve `/metrics` and `/healthz`, checked
+    /// to be a `HOST:PORT`; `None` when empty.
+    pub metrics_listen: Option<String>,
+    /// When `/healthz` and `sqlseal status` call a database stale
+    /// (`Metrics.MaxAge`, else twice `Backup.Frequency`).
+    pub health: crate::HealthPolicy,
     /// Backups to keep per database; 0 keeps all.
     pub max_count: u64,
     /// `Backup.MaxCount` and the `Backup.Keep*` rules.
@@ -232,18 +240,14 @@ impl Settings {
         if let Some(t) = &temp_dir {
             prove_writable(t).map_err(|reason| invalid("Backup.TempDir", reason))?;
         }
-        let status_file = if !params.status.file.as_os_str().is_empty() {
-            params.status.file.clone()
-        } else if remote {
-            return Err(invalid(
-                "Status.File",
-                "must be set when Backup.Location is a URL (the status file is local)",
-            ));
-        } else {
-            location.join("status.json")
-        };
+        let status_file = status_file(params)?;
         let snapshot_temp_dir = temp_dir.clone();
         let frequency = b.frequency.as_std();
+        let frequency = (!frequency.is_zero()).then_some(frequency);
+        let verify_frequency = b.verify_frequency.as_std();
+        let verify_frequency = (!verify_frequency.is_zero()).then_some(verify_frequency);
+        let metrics_listen = metrics_listen(&params.metrics.listen)?;
+        let health = health_policy(params);
         let on_failure = match params.restore.on_failure.as_str() {
             "empty" => OnFailure::Empty,
             _ => OnFailure::Fail,
@@ -258,7 +262,10 @@ impl Settings {
             method,
             chunk_size,
             temp_dir,
-            frequency: (!frequency.is_zero()).then_some(frequency),
+            frequency,
+            verify_frequency,
+            metrics_listen,
+            health,
             max_count: b.max_count,
             retention: RetentionPolicy {
                 max_count: b.max_count,
@@ -292,6 +299,52 @@ pub fn s3_settings(s3: &sqlseal_params::S3) -> S3Settings {
         allow_http: s3.allow_http,
         ..S3Settings::default()
     }
+}
+
+/// Where the status file is: `Status.File`, else `status.json` in a local
+/// `Backup.Location` (a URL location needs `Status.File`).
+pub fn status_file(params: &Params) -> Result<PathBuf, ConfigError> {
+    if !params.status.file.as_os_str().is_empty() {
+        Ok(params.status.file.clone())
+    } else if is_url(&params.backup.location) {
+        Err(invalid(
+            "Status.File",
+            "must be set when Backup.Location is a URL (the status file is local)",
+        ))
+    } else {
+        Ok(params.backup.location.join("status.json"))
+    }
+}
+
+/// When `params` call a database stale: `Metrics.MaxAge`, else twice
+/// `Backup.Frequency`.
+pub fn health_policy(params: &Params) -> crate::HealthPolicy {
+    let nonzero = |d: std::time::Duration| (!d.is_zero()).then_some(d);
+    crate::HealthPolicy::new(
+        nonzero(params.metrics.max_age.as_std()),
+        nonzero(params.backup.frequency.as_std()),
+    )
+}
+
+/// `Metrics.Listen`: empty, or a `HOST:PORT` that resolves.
+fn metrics_listen(listen: &str) -> Result<Option<String>, ConfigError> {
+    let listen = listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    use std::net::ToSocketAddrs;
+    let resolves = listen
+        .to_socket_addrs()
+        .is_ok_and(|mut addrs| addrs.next().is_some());
+    if !resolves {
+        return Err(invalid(
+            "Metrics.Listen",
+            format!(
+                "`{listen}` is not an address and port such as 127.0.0.1:9531; leave it empty to serve no metrics"
+            ),
+        ));
+    }
+    Ok(Some(listen.to_owned()))
 }
 
 /// Creates `dir` (0700) if missing and checks a file can be created in it.

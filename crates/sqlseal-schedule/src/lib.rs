@@ -47,6 +47,8 @@
 
 mod clock;
 mod config;
+mod events;
+mod health;
 mod newest;
 mod restore;
 mod retention;
@@ -58,11 +60,15 @@ use std::path::PathBuf;
 use sqlseal_store::{DatabaseLock, LockError};
 
 pub use clock::{Clock, SystemClock};
-pub use config::{ConfigError, DatabaseConfig, OnFailure, Settings, s3_settings};
+pub use config::{
+    ConfigError, DatabaseConfig, OnFailure, Settings, health_policy, s3_settings, status_file,
+};
+pub use events::{Event, Observer, Target};
+pub use health::{HealthPolicy, stale_reasons};
 pub use newest::{NewestBackup, newest_record_path, read_newest};
 pub use restore::{AutoRestoreReport, Refused, RestoreOutcome, auto_restore_settings};
 pub use retention::{Decision, RetentionPolicy, beyond_max_count, decide, to_delete};
-pub use scheduler::{BackupDone, DatabaseJob, Scheduler, SqliteJob};
+pub use scheduler::{BackupDone, DatabaseJob, DrillDone, Scheduler, SqliteJob};
 pub use status::{DatabaseStatus, StatusError, StatusReport, StatusWriter, read_status};
 
 /// Errors of the daemon.
@@ -98,6 +104,22 @@ pub enum ScheduleError {
     /// application to create it and backs it up then.
     #[error("database {} does not exist yet; waiting for it to be created", .0.display())]
     DatabaseMissing(PathBuf),
+}
+
+impl ScheduleError {
+    /// What failed, as one short stable word for metrics labels: the
+    /// engine's [`EngineError::kind`](sqlseal_engine::EngineError::kind),
+    /// or `config`, `restore`, `locked`, `task`, `missing`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScheduleError::Config(_) => "config",
+            ScheduleError::Engine { source, .. } => source.kind(),
+            ScheduleError::RestoreFailed { .. } => "restore",
+            ScheduleError::Locked(_) => "locked",
+            ScheduleError::Task(_) => "task",
+            ScheduleError::DatabaseMissing(_) => "missing",
+        }
+    }
 }
 
 fn list_refused(refused: &[Refused]) -> String {

@@ -70,6 +70,46 @@ pub enum RestoreOutcome {
     },
 }
 
+impl RestoreOutcome {
+    /// One stable word for metrics labels: `present`, `disabled`,
+    /// `no_backups`, `restored`, `restored_older` or `started_empty`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RestoreOutcome::Present => "present",
+            RestoreOutcome::Disabled => "disabled",
+            RestoreOutcome::NoBackups => "no_backups",
+            RestoreOutcome::Restored {
+                older_than_newest: Some(_),
+                ..
+            } => "restored_older",
+            RestoreOutcome::Restored { .. } => "restored",
+            RestoreOutcome::StartedEmpty { .. } => "started_empty",
+        }
+    }
+
+    /// One line for the status file.
+    pub fn describe(&self) -> String {
+        match self {
+            RestoreOutcome::Present => "database present; nothing restored".into(),
+            RestoreOutcome::Disabled => "database missing; Restore.Auto is off".into(),
+            RestoreOutcome::NoBackups => "database missing and no backups; it starts empty".into(),
+            RestoreOutcome::Restored {
+                backup, refused, ..
+            } => format!(
+                "restored from {backup}{}",
+                match refused.len() {
+                    0 => String::new(),
+                    n => format!(" after refusing {n} newer backup(s)"),
+                }
+            ),
+            RestoreOutcome::StartedEmpty { refused } => format!(
+                "every one of {} backup(s) failed verification; started empty (Restore.OnFailure)",
+                refused.len()
+            ),
+        }
+    }
+}
+
 /// What auto-restore did, per database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AutoRestoreReport {

@@ -1,10 +1,11 @@
 //! The scheduler: one task per database, backups every `Backup.Frequency`,
-//! retention after each verified backup, a status file, and a clean stop
-//! when the cancellation token fires.
+//! retention after each verified backup, restore drills every
+//! `Backup.VerifyFrequency`, a status file, events for observers, and a
+//! clean stop when the cancellation token fires.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use sqlseal_engine::{
@@ -16,11 +17,13 @@ use sqlseal_source::{SnapshotOptions, SqliteSource};
 use sqlseal_store::StoreError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseConfig, Settings};
+use crate::events::{Event, Observer, Target};
 use crate::newest::{NewestBackup, record_newest};
+use crate::restore::AutoRestoreReport;
 use crate::retention::to_delete;
 use crate::status::StatusWriter;
 use crate::{DatabaseLocks, ScheduleError, lock_all, now_string};
@@ -42,6 +45,17 @@ pub struct BackupDone {
     pub deleted: Vec<String>,
     /// Backups kept.
     pub kept: usize,
+    /// Bytes the new backup took in the store.
+    pub size: u64,
+}
+
+/// What one passed restore drill verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrillDone {
+    /// The backup drilled (the newest whose header authenticates).
+    pub backup: String,
+    /// Which integrity check ran, and which one the backup recorded.
+    pub check: String,
 }
 
 /// The work the scheduler runs for one database. The real one snapshots,
@@ -53,6 +67,16 @@ pub trait DatabaseJob: Send + Sync + 'static {
     fn newest_backup(&self) -> Result<Option<Timestamp>, ScheduleError>;
     /// Makes one backup stamped `now`; stops early when `cancel` is raised.
     fn backup(&self, now: Timestamp, cancel: &CancelFlag) -> Result<BackupDone, ScheduleError>;
+    /// Where the backups go, for logs, status and metrics labels.
+    fn location(&self) -> &str {
+        ""
+    }
+    /// Fully verifies the newest backup (a restore drill); `Ok(None)` when
+    /// there is no backup to drill yet. Jobs without drills return `None`.
+    fn drill(&self, cancel: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
+        let _ = cancel;
+        Ok(None)
+    }
 }
 
 /// The real job: snapshot, seal, store, read back (authenticate every
@@ -61,13 +85,18 @@ pub trait DatabaseJob: Send + Sync + 'static {
 /// counted or deleted; the others are logged and left alone.
 pub struct SqliteJob {
     db: DatabaseConfig,
+    location: String,
     settings: Arc<Settings>,
 }
 
 impl SqliteJob {
     /// The job for one configured database.
     pub fn new(db: DatabaseConfig, settings: Arc<Settings>) -> Self {
-        SqliteJob { db, settings }
+        SqliteJob {
+            location: db.store.location(),
+            db,
+            settings,
+        }
     }
 
     fn engine_err(&self, source: EngineError) -> ScheduleError {
@@ -81,6 +110,50 @@ impl SqliteJob {
 impl DatabaseJob for SqliteJob {
     fn name(&self) -> &str {
         &self.db.name
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn drill(&self, cancel: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
+        let store = self.db.store.as_ref();
+        let s = &self.settings;
+        let listed = match list_backups(store, Some(&s.keyring)) {
+            Ok(listed) => listed,
+            Err(EngineError::Store(StoreError::NoDirectory(_))) => return Ok(None),
+            Err(e) => return Err(self.engine_err(e)),
+        };
+        let Some(newest) = listed
+            .iter()
+            .filter_map(|b| b.verified_created().map(|c| (c, &b.entry.name)))
+            .max()
+            .map(|(_, name)| name.clone())
+        else {
+            return Ok(None);
+        };
+        // The image goes to a private directory beside the database (the
+        // one place that already holds its plaintext) or Backup.TempDir.
+        let temp_dir = s.temp_dir.clone().or_else(|| {
+            Some(match self.db.path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => Path::new(".").to_path_buf(),
+            })
+        });
+        let options = VerifyOptions {
+            temp_dir,
+            integrity_check: true,
+            ..VerifyOptions::default()
+        };
+        let report = verify_backup(store, &newest, &s.keyring, &options, cancel, &NoProgress)
+            .map_err(|e| self.engine_err(e))?;
+        Ok(Some(DrillDone {
+            backup: newest,
+            check: format!(
+                "integrity_check ran on the restored image; recorded at backup time: {}",
+                report.recorded_check.name()
+            ),
+        }))
     }
 
     fn newest_backup(&self) -> Result<Option<Timestamp>, ScheduleError> {
@@ -176,6 +249,7 @@ impl DatabaseJob for SqliteJob {
             created: verified.header.metadata.created.timestamp(),
             kept: dated.len() - deleted.len(),
             deleted,
+            size: made.size,
         })
     }
 }
@@ -194,8 +268,13 @@ enum Locking {
 pub struct Scheduler {
     jobs: Vec<Arc<dyn DatabaseJob>>,
     frequency: Option<Duration>,
+    drill_frequency: Option<Duration>,
     clock: Arc<dyn Clock>,
     status: Option<Arc<StatusWriter>>,
+    observers: Vec<Arc<dyn Observer>>,
+    /// Path, name and location of each configured database (for
+    /// [`Scheduler::note_auto_restore`]).
+    targets: Vec<(PathBuf, String, String)>,
     locks: Locking,
 }
 
@@ -208,11 +287,15 @@ impl Scheduler {
     /// The same on another clock.
     pub fn with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Self {
         let status = StatusWriter::for_settings(&settings);
+        let targets: Vec<(PathBuf, String, String)> = settings
+            .databases
+            .iter()
+            .map(|d| (d.path.clone(), d.name.clone(), d.store.location()))
+            .collect();
         let locks = Locking::Take(
-            settings
-                .databases
+            targets
                 .iter()
-                .map(|d| (d.path.clone(), d.store.location()))
+                .map(|(path, _, location)| (path.clone(), location.clone()))
                 .collect(),
         );
         let settings = Arc::new(settings);
@@ -226,8 +309,11 @@ impl Scheduler {
         Scheduler {
             jobs,
             frequency: settings.frequency,
+            drill_frequency: settings.verify_frequency,
             clock,
             status: Some(Arc::new(status)),
+            observers: Vec::new(),
+            targets,
             locks,
         }
     }
@@ -248,19 +334,63 @@ impl Scheduler {
         Scheduler {
             jobs,
             frequency,
+            drill_frequency: None,
             clock,
             status: None,
+            observers: Vec::new(),
+            targets: Vec::new(),
             locks: Locking::None,
+        }
+    }
+
+    /// Runs a restore drill of each database every `every` (`None`: never).
+    pub fn drilling(mut self, every: Option<Duration>) -> Self {
+        self.drill_frequency = every;
+        self
+    }
+
+    /// Tells `observer` every [`Event`] from now on.
+    pub fn observed_by(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// The status writer (its in-memory facts serve `/healthz`); `None`
+    /// for schedulers built with [`Scheduler::from_jobs`].
+    pub fn status(&self) -> Option<Arc<StatusWriter>> {
+        self.status.clone()
+    }
+
+    /// Records what [`auto_restore_settings`](crate::auto_restore_settings)
+    /// did, in the status file and as [`Event::AutoRestore`] for observers.
+    pub fn note_auto_restore(&self, report: &AutoRestoreReport) {
+        for (path, outcome) in &report.databases {
+            let Some((_, name, location)) = self.targets.iter().find(|(p, ..)| p == path) else {
+                continue;
+            };
+            let target = Target {
+                database: name,
+                location,
+            };
+            emit(
+                &self.observers,
+                &Event::AutoRestore {
+                    target,
+                    outcome: outcome.kind(),
+                },
+            );
+            let described = outcome.describe();
+            update_status(&self.status, name, |s| s.auto_restore = Some(described));
         }
     }
 
     /// Runs until `token` is cancelled, then cancels the backup in flight
     /// at its next chunk boundary and returns once every task has stopped.
-    /// With `Backup.Frequency` 0 it only waits for the token. A scheduler
-    /// built from settings holds the lock on each database and location
-    /// throughout (taking them first unless given [`Scheduler::holding`]),
-    /// and fails at once with [`ScheduleError::Locked`] if another process
-    /// holds one.
+    /// With `Backup.Frequency` 0 and no drills it only waits for the token.
+    /// A scheduler built from settings holds the lock on each database and
+    /// location throughout (taking them first unless given
+    /// [`Scheduler::holding`]), and fails at once with
+    /// [`ScheduleError::Locked`] if another process holds one.
     pub async fn run(self, token: CancellationToken) -> Result<(), ScheduleError> {
         // Dropped, and so released, only when the run ends.
         let _locks = match self.locks {
@@ -268,20 +398,24 @@ impl Scheduler {
             Locking::Held(locks) => Some(locks),
             Locking::Take(databases) => Some(lock_all(databases)?),
         };
-        let Some(frequency) = self.frequency else {
+        if self.frequency.is_none() {
             info!("Backup.Frequency is 0: scheduled backups are disabled");
+        }
+        if self.frequency.is_none() && self.drill_frequency.is_none() {
             token.cancelled().await;
             return Ok(());
-        };
+        }
+        let context = Arc::new(LoopContext {
+            frequency: self.frequency,
+            drill_frequency: self.drill_frequency,
+            clock: self.clock,
+            status: self.status,
+            observers: self.observers,
+            token,
+        });
         let mut tasks = JoinSet::new();
         for job in self.jobs {
-            tasks.spawn(database_loop(
-                job,
-                frequency,
-                self.clock.clone(),
-                self.status.clone(),
-                token.clone(),
-            ));
+            tasks.spawn(database_loop(job, context.clone()));
         }
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
@@ -314,10 +448,21 @@ fn first_due(newest: Option<Timestamp>, now: Timestamp, frequency: Duration) -> 
     }
 }
 
+/// When the first drill is due: one period after the last one the status
+/// file remembers, but never more than one period from now (the file is
+/// local state, not authenticated); now if there was none.
+fn first_drill_due(last: Option<Timestamp>, now: Timestamp, every: Duration) -> Timestamp {
+    let latest = now.checked_add(every).unwrap_or(now);
+    match last.and_then(|t| t.checked_add(every).ok()) {
+        Some(t) => t.min(latest),
+        None => now,
+    }
+}
+
 /// How long to wait for `due`: never negative, and never more than one
 /// period, so a clock set back cannot stall the schedule.
-fn wait_for(due: Timestamp, now: Timestamp, frequency: Duration) -> Duration {
-    to_std(now.duration_until(due)).min(frequency)
+fn wait_for(due: Timestamp, now: Timestamp, period: Duration) -> Duration {
+    to_std(now.duration_until(due)).min(period)
 }
 
 fn update_status(
@@ -332,14 +477,61 @@ fn update_status(
     }
 }
 
-async fn database_loop(
-    job: Arc<dyn DatabaseJob>,
-    frequency: Duration,
+fn emit(observers: &[Arc<dyn Observer>], event: &Event<'_>) {
+    for o in observers {
+        o.observe(event);
+    }
+}
+
+/// What every database's loop shares.
+struct LoopContext {
+    frequency: Option<Duration>,
+    drill_frequency: Option<Duration>,
     clock: Arc<dyn Clock>,
     status: Option<Arc<StatusWriter>>,
+    observers: Vec<Arc<dyn Observer>>,
     token: CancellationToken,
-) {
+}
+
+impl LoopContext {
+    fn update(&self, name: &str, change: impl FnOnce(&mut crate::DatabaseStatus)) {
+        update_status(&self.status, name, change);
+    }
+
+    fn emit(&self, event: &Event<'_>) {
+        emit(&self.observers, event);
+    }
+
+    /// Runs `work` on a blocking thread; on shutdown raises its cancel flag
+    /// and still waits for it (it stops at its next chunk boundary).
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&CancelFlag) -> Result<T, ScheduleError> + Send + 'static,
+    ) -> Result<T, ScheduleError> {
+        let cancel = CancelFlag::new();
+        let run = {
+            let cancel = cancel.clone();
+            tokio::task::spawn_blocking(move || work(&cancel))
+        };
+        tokio::pin!(run);
+        let result = tokio::select! {
+            r = &mut run => r,
+            () = self.token.cancelled() => {
+                cancel.cancel();
+                run.await
+            }
+        };
+        result.unwrap_or_else(|e| Err(ScheduleError::Task(e.to_string())))
+    }
+}
+
+async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>) {
     let name = job.name().to_owned();
+    let location = job.location().to_owned();
+    let target = Target {
+        database: &name,
+        location: &location,
+    };
     let newest = {
         let job = job.clone();
         tokio::task::spawn_blocking(move || job.newest_backup()).await
@@ -355,49 +547,90 @@ async fn database_loop(
             None
         }
     };
-    let mut due = first_due(newest, clock.now(), frequency);
+    cx.emit(&Event::Scheduled {
+        target,
+        newest,
+        newest_name: None,
+    });
+    if let Some(newest) = newest {
+        cx.update(&name, |s| s.last_success = Some(now_string(newest)));
+    }
+    let now = cx.clock.now();
+    let mut due = cx.frequency.map(|f| first_due(newest, now, f));
+    let last_drill = cx.status.as_ref().and_then(|s| {
+        s.snapshot()
+            .databases
+            .iter()
+            .find(|d| d.database == name)
+            .and_then(|d| d.last_drill.as_deref().and_then(|t| t.parse().ok()))
+    });
+    let mut drill_due = cx
+        .drill_frequency
+        .map(|every| first_drill_due(last_drill, now, every));
     // Whether "waiting for the database to be created" was logged, so that
     // it is said once, not at every slot.
     let mut waiting = false;
     loop {
-        let wait = wait_for(due, clock.now(), frequency);
-        update_status(&status, &name, |s| s.next_due = Some(now_string(due)));
-        if !waiting {
-            info!(database = %name, next_due = %now_string(due), "next backup scheduled");
-        }
-        tokio::select! {
-            () = token.cancelled() => break,
-            () = tokio::time::sleep(wait) => {}
-        }
-        let started = clock.now();
-        update_status(&status, &name, |s| {
-            s.last_attempt = Some(now_string(started))
-        });
-        let cancel = CancelFlag::new();
-        let run = {
-            let (job, cancel) = (job.clone(), cancel.clone());
-            tokio::task::spawn_blocking(move || job.backup(started, &cancel))
-        };
-        tokio::pin!(run);
-        let result = tokio::select! {
-            r = &mut run => r,
-            () = token.cancelled() => {
-                cancel.cancel();
-                run.await
+        // The earlier of the next backup and the next drill; a backup
+        // goes first on a tie, so a first drill sees the newest backup.
+        let (drill, when, period) = match (due, drill_due, cx.frequency, cx.drill_frequency) {
+            (Some(b), Some(d), _, Some(every)) if d < b => (true, d, every),
+            (Some(b), _, Some(every), _) => (false, b, every),
+            (None, Some(d), _, Some(every)) => (true, d, every),
+            _ => {
+                cx.token.cancelled().await;
+                break;
             }
         };
-        let result = result.unwrap_or_else(|e| Err(ScheduleError::Task(e.to_string())));
+        cx.update(&name, |s| {
+            s.next_due = due.map(now_string);
+            s.next_drill = drill_due.map(now_string);
+        });
+        if !waiting && !drill {
+            info!(database = %name, next_due = %now_string(when), "next backup scheduled");
+        }
+        tokio::select! {
+            () = cx.token.cancelled() => break,
+            () = tokio::time::sleep(wait_for(when, cx.clock.now(), period)) => {}
+        }
+        let started = cx.clock.now();
+        if drill {
+            if !run_drill(&job, &cx, target, started).await {
+                break;
+            }
+            drill_due = started.checked_add(period).ok();
+            continue;
+        }
+        cx.update(&name, |s| s.last_attempt = Some(now_string(started)));
+        let clock = Instant::now();
+        let result = {
+            let job = job.clone();
+            cx.run_blocking(move |cancel| job.backup(started, cancel))
+                .await
+        };
+        let duration = clock.elapsed();
         match result {
             Ok(done) => {
                 waiting = false;
                 info!(database = %name, backup = %done.name, deleted = done.deleted.len(), kept = done.kept, "backup done");
-                update_status(&status, &name, |s| {
+                cx.emit(&Event::BackupSucceeded {
+                    target,
+                    started,
+                    created: done.created,
+                    duration,
+                    bytes: done.size,
+                    kept: done.kept,
+                });
+                cx.update(&name, |s| {
                     s.last_success = Some(now_string(done.created));
                     s.last_backup = Some(done.name.clone());
                     s.last_error = None;
                     s.backup_count = Some(done.kept);
+                    s.last_duration_ms =
+                        Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+                    s.last_size = Some(done.size);
                 });
-                due = done.created.checked_add(frequency).unwrap_or(started);
+                due = done.created.checked_add(period).ok().or(Some(started));
             }
             Err(ScheduleError::DatabaseMissing(path)) => {
                 if !waiting {
@@ -406,22 +639,84 @@ async fn database_loop(
                 }
                 // Look again soon rather than a whole period later.
                 due = started
-                    .checked_add(frequency.min(MISSING_POLL))
-                    .unwrap_or(started);
+                    .checked_add(period.min(MISSING_POLL))
+                    .ok()
+                    .or(Some(started));
             }
-            Err(e) if token.is_cancelled() => {
+            Err(e) if cx.token.is_cancelled() => {
                 info!(database = %name, error = %e, "backup cancelled by shutdown");
                 break;
             }
             Err(e) => {
                 warn!(database = %name, error = %e, "backup failed; retrying at the next slot");
+                cx.emit(&Event::BackupFailed {
+                    target,
+                    started,
+                    duration,
+                    kind: e.kind(),
+                });
                 let message = e.to_string();
-                update_status(&status, &name, |s| s.last_error = Some(message));
-                due = started.checked_add(frequency).unwrap_or(started);
+                cx.update(&name, |s| s.last_error = Some(message));
+                due = started.checked_add(period).ok().or(Some(started));
             }
         }
     }
     info!(database = %name, "scheduler stopped");
+}
+
+/// One restore drill; false when shutdown interrupted it.
+async fn run_drill(
+    job: &Arc<dyn DatabaseJob>,
+    cx: &LoopContext,
+    target: Target<'_>,
+    started: Timestamp,
+) -> bool {
+    let name = target.database;
+    let clock = Instant::now();
+    let result = {
+        let job = job.clone();
+        cx.run_blocking(move |cancel| job.drill(cancel)).await
+    };
+    let duration = clock.elapsed();
+    match result {
+        Ok(Some(done)) => {
+            info!(database = %name, backup = %done.backup, check = %done.check, seconds = duration.as_secs_f64(), "restore drill passed");
+            cx.emit(&Event::DrillFinished {
+                target,
+                started,
+                duration,
+                failure: None,
+            });
+            cx.update(name, |s| {
+                s.last_drill = Some(now_string(started));
+                s.last_drill_backup = Some(done.backup);
+                s.last_drill_check = Some(done.check);
+                s.last_drill_error = None;
+            });
+        }
+        Ok(None) => info!(database = %name, "restore drill: no verified backup to drill yet"),
+        Err(e) if cx.token.is_cancelled() => {
+            info!(database = %name, error = %e, "restore drill cancelled by shutdown");
+            return false;
+        }
+        Err(e) => {
+            error!(database = %name, error = %e, "restore drill FAILED: the newest backup does not restore");
+            cx.emit(&Event::DrillFinished {
+                target,
+                started,
+                duration,
+                failure: Some(e.kind()),
+            });
+            let message = e.to_string();
+            cx.update(name, |s| {
+                s.last_drill = Some(now_string(started));
+                s.last_drill_backup = None;
+                s.last_drill_check = None;
+                s.last_drill_error = Some(message);
+            });
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -523,6 +818,7 @@ mod tests {
                 created: now,
                 deleted: Vec::new(),
                 kept: 1,
+                size: 0,
             })
         }
     }
@@ -677,6 +973,119 @@ mod tests {
         .await;
         assert!(job.starts().len() >= 3);
         assert!(!*job.overlap.lock().expect("lock"));
+    }
+
+    /// Records backups and drills on the test clock, in order.
+    struct DrillJob {
+        clock: Arc<TestClock>,
+        log: Mutex<Vec<(&'static str, i64)>>,
+    }
+
+    impl DatabaseJob for DrillJob {
+        fn name(&self) -> &str {
+            "drilled.db"
+        }
+        fn newest_backup(&self) -> Result<Option<Timestamp>, ScheduleError> {
+            Ok(None)
+        }
+        fn backup(&self, now: Timestamp, _: &CancelFlag) -> Result<BackupDone, ScheduleError> {
+            self.log
+                .lock()
+                .expect("lock")
+                .push(("backup", secs_after(now, base())));
+            Ok(BackupDone {
+                name: format!("b-{now}"),
+                created: now,
+                deleted: Vec::new(),
+                kept: 1,
+                size: 0,
+            })
+        }
+        fn drill(&self, _: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
+            let now = self.clock.now();
+            self.log
+                .lock()
+                .expect("lock")
+                .push(("drill", secs_after(now, base())));
+            Ok(Some(DrillDone {
+                backup: "b".into(),
+                check: "full".into(),
+            }))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drills_follow_the_first_backup_then_run_on_their_own_period() {
+        let clock = TestClock::new(base());
+        let job = Arc::new(DrillJob {
+            clock: clock.clone(),
+            log: Mutex::new(Vec::new()),
+        });
+        let token = CancellationToken::new();
+        let scheduler = Scheduler::from_jobs(
+            vec![job.clone() as Arc<dyn DatabaseJob>],
+            Some(Duration::from_secs(3600)),
+            clock,
+        )
+        .drilling(Some(Duration::from_secs(1800)));
+        let handle = scheduler.spawn(token.clone());
+        tokio::time::sleep(Duration::from_secs(2 * 3600 + 60)).await;
+        token.cancel();
+        handle.await.expect("join").expect("scheduler");
+        let log = job.log.lock().expect("lock").clone();
+        assert_eq!(
+            log,
+            vec![
+                ("backup", 0),
+                ("drill", 0),
+                ("drill", 1800),
+                ("backup", 3600),
+                ("drill", 3600),
+                ("drill", 5400),
+                ("backup", 7200),
+                ("drill", 7200),
+            ],
+            "a backup goes first on a tie; drills keep their own period"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drills_run_with_scheduled_backups_off() {
+        let clock = TestClock::new(base());
+        let job = Arc::new(DrillJob {
+            clock: clock.clone(),
+            log: Mutex::new(Vec::new()),
+        });
+        let token = CancellationToken::new();
+        let handle = Scheduler::from_jobs(vec![job.clone() as Arc<dyn DatabaseJob>], None, clock)
+            .drilling(Some(Duration::from_secs(600)))
+            .spawn(token.clone());
+        tokio::time::sleep(Duration::from_secs(1250)).await;
+        token.cancel();
+        handle.await.expect("join").expect("scheduler");
+        let log = job.log.lock().expect("lock").clone();
+        assert_eq!(log, vec![("drill", 0), ("drill", 600), ("drill", 1200)]);
+    }
+
+    #[test]
+    fn a_remembered_drill_is_never_due_more_than_a_period_ahead() {
+        let every = Duration::from_secs(3600);
+        let now = base();
+        let recent = now
+            .checked_sub(jiff::SignedDuration::from_mins(10))
+            .expect("t");
+        assert_eq!(
+            secs_after(first_drill_due(Some(recent), now, every), now),
+            50 * 60
+        );
+        let future = now
+            .checked_add(jiff::SignedDuration::from_hours(900))
+            .expect("t");
+        assert_eq!(
+            secs_after(first_drill_due(Some(future), now, every), now),
+            3600
+        );
+        assert_eq!(first_drill_due(None, now, every), now);
     }
 
     #[test]

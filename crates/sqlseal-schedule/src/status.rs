@@ -1,6 +1,8 @@
-//! The status file: after each attempt, per database, the last success,
-//! the last error, the next due time and the number of backups. Written
-//! atomically (temporary file, then rename), mode 0600.
+//! The status file: after each attempt, per database and location, the
+//! last success, the last error, the next due time, the number of backups,
+//! the last restore drill and what auto-restore did. Written atomically
+//! (temporary file, then rename), mode 0600. The daemon's `/healthz` and
+//! `sqlseal status` judge the same facts (see [`crate::stale_reasons`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,9 @@ pub struct DatabaseStatus {
     pub database: String,
     /// The database path.
     pub path: PathBuf,
+    /// Where its backups go: a directory or an `s3://` URL.
+    #[serde(default)]
+    pub location: String,
     /// When the last backup attempt started.
     pub last_attempt: Option<String>,
     /// When the last successful backup was made.
@@ -27,6 +32,31 @@ pub struct DatabaseStatus {
     pub next_due: Option<String>,
     /// Backups kept for this database.
     pub backup_count: Option<usize>,
+    /// How long the last successful backup took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_duration_ms: Option<u64>,
+    /// Bytes the last successful backup wrote to the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_size: Option<u64>,
+    /// When the last restore drill started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill: Option<String>,
+    /// The backup the last drill verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill_backup: Option<String>,
+    /// Which integrity check the last drill ran, and which one the backup
+    /// recorded when it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill_check: Option<String>,
+    /// The last drill's error, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill_error: Option<String>,
+    /// When the next restore drill is due; none when drills are off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_drill: Option<String>,
+    /// What auto-restore did at this start-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_restore: Option<String>,
     /// Set when auto-restore installed a backup older than the newest one
     /// this host made or restored, naming both. Kept across restarts until
     /// the next auto-restore of this database.
@@ -39,6 +69,9 @@ pub struct DatabaseStatus {
 pub struct StatusReport {
     /// When the file was written.
     pub updated: String,
+    /// When the daemon that writes it started.
+    #[serde(default)]
+    pub started: String,
     /// One entry per configured database.
     pub databases: Vec<DatabaseStatus>,
 }
@@ -92,37 +125,58 @@ impl StatusWriter {
             settings
                 .databases
                 .iter()
-                .map(|d| (d.name.clone(), d.path.clone())),
+                .map(|d| (d.name.clone(), d.path.clone(), d.store.location())),
         )
     }
 
     /// A writer for `path` starting with one empty entry per database
-    /// (carrying over only `restored_older` from an existing file).
-    pub fn new(path: PathBuf, databases: impl IntoIterator<Item = (String, PathBuf)>) -> Self {
+    /// (name, path, location), carrying over from an existing file only
+    /// `restored_older` and the last restore drill (so that a restart
+    /// neither forgets a failed drill nor runs a drill early).
+    pub fn new(
+        path: PathBuf,
+        databases: impl IntoIterator<Item = (String, PathBuf, String)>,
+    ) -> Self {
         let previous = read_status(&path).ok();
         let databases = databases
             .into_iter()
-            .map(|(database, db_path)| {
-                let restored_older = previous.as_ref().and_then(|p| {
+            .map(|(database, db_path, location)| {
+                let before = previous.as_ref().and_then(|p| {
                     p.databases
                         .iter()
-                        .find(|d| d.database == database)
-                        .and_then(|d| d.restored_older.clone())
+                        .find(|d| d.database == database && d.location == location)
                 });
-                DatabaseStatus {
+                let mut entry = DatabaseStatus {
                     database,
                     path: db_path,
-                    restored_older,
+                    location,
                     ..DatabaseStatus::default()
+                };
+                if let Some(before) = before {
+                    entry.restored_older = before.restored_older.clone();
+                    entry.last_drill = before.last_drill.clone();
+                    entry.last_drill_backup = before.last_drill_backup.clone();
+                    entry.last_drill_check = before.last_drill_check.clone();
+                    entry.last_drill_error = before.last_drill_error.clone();
                 }
+                entry
             })
             .collect();
         StatusWriter {
             path,
             state: Mutex::new(StatusReport {
                 updated: String::new(),
+                started: crate::now_string(jiff::Timestamp::now()),
                 databases,
             }),
+        }
+    }
+
+    /// The facts as they stand (what the file holds after the last write).
+    pub fn snapshot(&self) -> StatusReport {
+        match self.state.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
