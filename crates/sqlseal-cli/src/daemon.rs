@@ -1,12 +1,17 @@
 //! `sqlseal run`, `sqlseal config check|show`, `sqlseal status`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
+use sqlseal_metrics::Metrics;
 use sqlseal_params::{Loaded, Params};
-use sqlseal_schedule::{Scheduler, Settings, auto_restore_settings, lock_databases, read_status};
+use sqlseal_schedule::{
+    DatabaseStatus, Scheduler, Settings, StatusReport, auto_restore_settings, lock_databases,
+    read_status,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -136,14 +141,11 @@ pub fn show(config: Option<&Path>, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sqlseal status`: the status file the daemon writes.
+/// `sqlseal status`: the status file the daemon writes, and whether each
+/// database is current by the rule `/healthz` applies.
 pub fn status(config: &Path, json: bool) -> anyhow::Result<()> {
     let params = load(Some(config))?.params;
-    let path = if params.status.file.as_os_str().is_empty() {
-        params.backup.location.join("status.json")
-    } else {
-        params.status.file.clone()
-    };
+    let path = sqlseal_schedule::status_file(&params)?;
     if !path.exists() {
         bail!(
             "status file {} does not exist yet; it is written after the daemon's first backup attempt",
@@ -151,30 +153,98 @@ pub fn status(config: &Path, json: bool) -> anyhow::Result<()> {
         );
     }
     let report = read_status(&path)?;
+    let policy = sqlseal_schedule::health_policy(&params);
+    let stale = policy.stale_now(&report);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            #[serde(flatten)]
+            report: &'a StatusReport,
+            /// No database is stale.
+            healthy: bool,
+            /// One line per stale database, as `/healthz` says it.
+            stale: &'a [String],
+        }
+        let shown = Shown {
+            report: &report,
+            healthy: stale.is_empty(),
+            stale: &stale,
+        };
+        println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(());
     }
-    println!("status of {} (updated {})", path.display(), report.updated);
+    println!(
+        "status of {} (daemon started {}, updated {})",
+        path.display(),
+        or_dash(Some(&report.started).filter(|s| !s.is_empty())),
+        report.updated
+    );
     for d in &report.databases {
-        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-        println!("{} ({})", d.database, d.path.display());
-        println!(
-            "  last success: {}  {}",
-            show(&d.last_success),
-            show(&d.last_backup)
-        );
-        println!("  last error:   {}", show(&d.last_error));
-        println!("  next due:     {}", show(&d.next_due));
-        println!(
-            "  backups:      {}",
-            d.backup_count.map_or_else(|| "-".into(), |n| n.to_string())
-        );
+        print_database(d);
+    }
+    if stale.is_empty() {
+        println!("health: ok");
+    } else {
+        println!("health: STALE");
+        for reason in &stale {
+            println!("  {reason}");
+        }
     }
     Ok(())
 }
 
-/// `sqlseal run`: auto-restore, then scheduled backups until SIGTERM or SIGINT.
+fn or_dash(v: Option<&String>) -> String {
+    v.cloned().unwrap_or_else(|| "-".into())
+}
+
+fn print_database(d: &DatabaseStatus) {
+    println!("{} ({}) -> {}", d.database, d.path.display(), d.location);
+    let mut success = or_dash(d.last_success.as_ref());
+    if let Some(name) = &d.last_backup {
+        success.push_str(&format!("  {name}"));
+    }
+    if let (Some(ms), Some(size)) = (d.last_duration_ms, d.last_size) {
+        success.push_str(&format!(
+            " ({:.1} s, {:.1} MiB)",
+            ms as f64 / 1000.0,
+            size as f64 / (1024.0 * 1024.0)
+        ));
+    }
+    println!("  last success: {success}");
+    let result = match (&d.last_attempt, &d.last_error) {
+        (None, _) => "-".to_owned(),
+        (Some(t), None) => format!("{t}  ok"),
+        (Some(t), Some(e)) => format!("{t}  FAILED: {e}"),
+    };
+    println!("  last attempt: {result}");
+    println!("  next due:     {}", or_dash(d.next_due.as_ref()));
+    println!(
+        "  backups:      {}",
+        d.backup_count.map_or_else(|| "-".into(), |n| n.to_string())
+    );
+    if d.last_drill.is_some() || d.next_drill.is_some() {
+        let drill = match (&d.last_drill, &d.last_drill_error) {
+            (None, _) => "-".to_owned(),
+            (Some(t), Some(e)) => format!("{t}  FAILED: {e}"),
+            (Some(t), None) => format!(
+                "{t}  ok: {} ({})",
+                or_dash(d.last_drill_backup.as_ref()),
+                or_dash(d.last_drill_check.as_ref())
+            ),
+        };
+        println!("  last drill:   {drill}");
+        println!("  next drill:   {}", or_dash(d.next_drill.as_ref()));
+    }
+    if let Some(restore) = &d.auto_restore {
+        println!("  auto-restore: {restore}");
+    }
+    if let Some(older) = &d.restored_older {
+        println!("  WARNING:      {older}");
+    }
+}
+
+/// `sqlseal run`: auto-restore, then scheduled backups (and drills, and
+/// the metrics endpoint) until SIGTERM or SIGINT.
 pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
     let loaded = load(Some(config))?;
     let format = log_format.unwrap_or(&loaded.params.log.format).to_owned();
@@ -190,7 +260,7 @@ pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
     // Before the scheduler starts, so the service never sees an empty
     // database while a good backup exists.
     // auto_restore_settings logs each outcome itself, once.
-    auto_restore_settings(&settings)?;
+    let restored = auto_restore_settings(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sqlseal")
@@ -204,7 +274,27 @@ pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
             location = %settings.location.display(),
             "sqlseal daemon started"
         );
-        let scheduler = Scheduler::new(settings).holding(locks).spawn(token.clone());
+        let listener = match &settings.metrics_listen {
+            Some(address) => Some(sqlseal_metrics::bind(address).await?),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new());
+        let health = settings.health;
+        let scheduler = Scheduler::new(settings)
+            .holding(locks)
+            .observed_by(metrics.clone());
+        scheduler.note_auto_restore(&restored);
+        let endpoint = match (listener, scheduler.status()) {
+            (Some(listener), Some(status)) => Some(tokio::spawn(sqlseal_metrics::serve(
+                listener,
+                metrics,
+                status,
+                health,
+                token.clone(),
+            ))),
+            _ => None,
+        };
+        let scheduler = scheduler.spawn(token.clone());
         tokio::pin!(scheduler);
         let result = tokio::select! {
             r = &mut scheduler => r,
@@ -217,6 +307,14 @@ pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
             },
         };
         signals.abort();
+        token.cancel();
+        if let Some(endpoint) = endpoint {
+            match tokio::time::timeout(Duration::from_millis(500), endpoint).await {
+                Ok(Ok(Err(e))) => warn!(error = %e, "metrics endpoint failed"),
+                Ok(_) => {}
+                Err(_) => warn!("metrics endpoint did not stop in time; exiting"),
+            }
+        }
         result.context("scheduler task")??;
         info!("sqlseal daemon stopped");
         anyhow::Ok(())
