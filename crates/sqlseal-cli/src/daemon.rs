@@ -93,8 +93,18 @@ pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
         Some(_) => format!("every {}", loaded.params.backup.frequency),
         None => "never (Backup.Frequency is 0)".into(),
     };
+    let mut extras = String::new();
+    if settings.verify_frequency.is_some() {
+        extras.push_str(&format!(
+            ", restore drills every {}",
+            loaded.params.backup.verify_frequency
+        ));
+    }
+    if let Some(listen) = &settings.metrics_listen {
+        extras.push_str(&format!(", metrics and health on http://{listen}"));
+    }
     println!(
-        "ok: {} database(s), backups to {} {frequency}, keeping {}",
+        "ok: {} database(s), backups to {} {frequency}, keeping {}{extras}",
         settings.databases.len(),
         settings.location.display(),
         retention_summary(&settings.retention)
@@ -295,6 +305,12 @@ pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
             _ => None,
         };
         let scheduler = scheduler.spawn(token.clone());
+        // For systemd's Type=notify: started means databases restored (or
+        // present), locks held and the metrics endpoint listening. Outside
+        // systemd (no NOTIFY_SOCKET) this does nothing.
+        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            warn!(error = %e, "could not tell the service manager that sqlseal is ready");
+        }
         tokio::pin!(scheduler);
         let result = tokio::select! {
             r = &mut scheduler => r,
@@ -308,6 +324,7 @@ pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
         };
         signals.abort();
         token.cancel();
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         if let Some(endpoint) = endpoint {
             match tokio::time::timeout(Duration::from_millis(500), endpoint).await {
                 Ok(Ok(Err(e))) => warn!(error = %e, "metrics endpoint failed"),

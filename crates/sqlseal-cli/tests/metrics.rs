@@ -304,12 +304,18 @@ fn metrics_are_scraped_and_healthz_follows_backups_stopping_and_resuming() {
         "healthz never recovered: {}",
         daemon.log()
     );
-    let status = run(
-        sqlseal(&["status", "--config", "sqlseal.yaml"], daemon.dir.path()),
-        Duration::from_secs(10),
-    );
-    let text = status.expect_success("status");
-    assert!(text.contains("health: ok"), "{text}");
+    // The status file is rewritten just after the in-memory facts that
+    // /healthz reads.
+    let mut text = String::new();
+    let recovered = wait_until(Duration::from_secs(5), || {
+        let status = run(
+            sqlseal(&["status", "--config", "sqlseal.yaml"], daemon.dir.path()),
+            Duration::from_secs(10),
+        );
+        text = status.expect_success("status");
+        text.contains("health: ok")
+    });
+    assert!(recovered, "{text}");
     assert!(
         text.contains("  last attempt: ") && text.contains("  ok"),
         "{text}"
@@ -451,4 +457,43 @@ fn a_bad_or_taken_metrics_address_stops_start_up_with_one_line() {
     }
     drop(taken);
     let _ = p(dir.path());
+}
+
+#[test]
+fn systemd_hears_ready_once_the_daemon_serves_and_stopping_at_sigterm() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_random_db(&dir.path().join("app.db"), 1, "notify");
+    keygen(dir.path(), "server.pem");
+    std::fs::write(
+        dir.path().join("sqlseal.yaml"),
+        "Database: {Paths: [app.db]}\n\
+         Backup: {Keys: [server.pem], Location: backups}\n\
+         Metrics: {Listen: \"127.0.0.1:0\"}\n",
+    )
+    .expect("config");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut cmd = sqlseal(&["run", "--config", "sqlseal.yaml"], dir.path());
+    cmd.env("NOTIFY_SOCKET", &socket_path);
+    let proc = Proc::spawn(cmd);
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("a notification within 30 s");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    // Ready means serving: the endpoint answers at once.
+    let mut address = String::new();
+    assert!(wait_until(Duration::from_secs(5), || {
+        address = listening_on(&proc.stderr()).unwrap_or_default();
+        !address.is_empty()
+    }));
+    let (code, _) = get(&format!("http://{address}/metrics"));
+    assert_eq!(code, 200);
+    proc.signal("TERM");
+    let n = socket.recv(&mut buf).expect("STOPPING");
+    assert_eq!(&buf[..n], b"STOPPING=1\n");
+    let out = proc.wait(Duration::from_secs(5));
+    assert_eq!(out.code("run"), 0, "{}", out.stderr);
 }

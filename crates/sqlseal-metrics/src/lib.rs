@@ -379,12 +379,16 @@ impl Observer for Metrics {
 /// Listens on `address` (`HOST:PORT`; port 0 picks a free one: see
 /// [`TcpListener::local_addr`]).
 pub async fn bind(address: &str) -> Result<TcpListener, MetricsError> {
-    TcpListener::bind(address)
+    let listener = TcpListener::bind(address)
         .await
         .map_err(|source| MetricsError::Bind {
             address: address.to_owned(),
             source,
-        })
+        })?;
+    if let Ok(address) = listener.local_addr() {
+        info!(address = %address, "serving /metrics and /healthz");
+    }
+    Ok(listener)
 }
 
 /// What the endpoint serves from.
@@ -435,9 +439,6 @@ pub async fn serve(
     health: HealthPolicy,
     token: CancellationToken,
 ) -> Result<(), MetricsError> {
-    if let Ok(address) = listener.local_addr() {
-        info!(address = %address, "serving /metrics and /healthz");
-    }
     axum::serve(listener, router(metrics, status, health))
         .with_graceful_shutdown(async move { token.cancelled().await })
         .await
