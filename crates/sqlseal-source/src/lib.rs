@@ -14,6 +14,8 @@
 //! - `vacuum`: `VACUUM INTO` a temporary file (a compacted image), then streamed.
 //!
 //! [`check_integrity`] runs `PRAGMA integrity_check` on a restored image;
+//! [`change_marker`] tells from SQLite's change counters whether a
+//! database changed;
 //! [`demo`] makes a demo database and a writer that keeps committing to it.
 //!
 //! ```
@@ -47,7 +49,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
+mod change;
 pub mod demo;
+
+pub use change::{ChangeMarker, change_marker};
 
 /// How a snapshot is taken.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]

@@ -1,0 +1,111 @@
+//! Whether a database changed, from SQLite's own change counters, without
+//! opening it: the file change counter in the database header (bumped by
+//! every commit in rollback-journal mode, and by checkpoints), and, in WAL
+//! mode, the WAL-index header in the `-shm` file, whose change counter and
+//! last valid frame move with every commit.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// The counters of a database at one moment. Two equal markers mean no
+/// transaction committed in between (a marker that cannot be read is
+/// `None`, and never counts as unchanged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeMarker {
+    /// Header bytes 24..28 (file change counter) and 92..96 (version-valid-for).
+    header: [u8; 8],
+    /// The database file's size.
+    db_len: u64,
+    /// The first 48 bytes of `-shm` (one copy of the WAL-index header:
+    /// change counter, last valid frame, page count, salts, checksums),
+    /// or none when the file does not exist.
+    wal_index: Option<[u8; 48]>,
+    /// The `-wal` file's size, or none when it does not exist.
+    wal_len: Option<u64>,
+}
+
+fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+fn read_prefix<const N: usize>(path: &Path) -> std::io::Result<Option<[u8; N]>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = [0u8; N];
+    file.read_exact(&mut buf)?;
+    Ok(Some(buf))
+}
+
+fn len_of(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+/// Reads the change counters of the database at `path`; `None` when they
+/// cannot be read (missing file, a header shorter than SQLite's).
+pub fn change_marker(path: &Path) -> Option<ChangeMarker> {
+    let head: [u8; 100] = read_prefix(path).ok()??;
+    let mut header = [0u8; 8];
+    header[..4].copy_from_slice(&head[24..28]);
+    header[4..].copy_from_slice(&head[92..96]);
+    let wal_index = match read_prefix::<48>(&sidecar(path, "-shm")) {
+        Ok(v) => v,
+        // A -shm shorter than its header: being created; not comparable.
+        Err(_) => return None,
+    };
+    Some(ChangeMarker {
+        header,
+        db_len: len_of(path)?,
+        wal_index,
+        wal_len: len_of(&sidecar(path, "-wal")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::Connection;
+
+    #[test]
+    fn every_commit_moves_the_marker_and_reads_do_not() {
+        for mode in ["WAL", "DELETE"] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let db = dir.path().join("app.db");
+            let conn = Connection::open(&db).expect("open");
+            conn.execute_batch(&format!(
+                "PRAGMA journal_mode = {mode}; CREATE TABLE t(x); INSERT INTO t VALUES (1);"
+            ))
+            .expect("schema");
+            let before = change_marker(&db).expect("marker");
+            let _: i64 = conn
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .expect("read");
+            assert_eq!(change_marker(&db), Some(before.clone()), "{mode}: a read");
+            let mut last = before;
+            for i in 0..20 {
+                conn.execute("UPDATE t SET x = ?1", [i]).expect("commit");
+                let now = change_marker(&db).expect("marker");
+                assert_ne!(now, last, "{mode}: commit {i} must move the marker");
+                last = now;
+            }
+            // A checkpoint and a close change nothing that was committed,
+            // but the marker may move; it must never stand still on a change.
+            drop(conn);
+            let closed = change_marker(&db).expect("marker");
+            let conn = Connection::open(&db).expect("reopen");
+            conn.execute("INSERT INTO t VALUES (99)", [])
+                .expect("commit");
+            assert_ne!(
+                change_marker(&db).expect("marker"),
+                closed,
+                "{mode}: after reopen"
+            );
+        }
+        assert_eq!(change_marker(Path::new("/nonexistent/app.db")), None);
+    }
+}
