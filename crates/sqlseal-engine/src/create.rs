@@ -120,10 +120,14 @@ pub fn create_backup(
     let created = options
         .created_at
         .unwrap_or_else(|| CreatedAt::from_timestamp(jiff::Timestamp::now()));
+    let database = options
+        .database_name
+        .clone()
+        .unwrap_or_else(|| source.database_name());
     let metadata = Metadata {
         backup_id: random_backup_id().map_err(EngineError::Seal)?,
         created,
-        database: sanitize_database_name(&source.database_name()),
+        database: sanitize_database_name(&database),
         page_size: info.page_size,
         method: info.method.name().to_owned(),
         compression: Compression::Lz4,
@@ -138,7 +142,8 @@ pub fn create_backup(
         .map_err(EngineError::Seal)?;
     // The file name encodes the database's own name, as the daemon's
     // subdirectory does (the header's copy has control characters replaced).
-    let name = backup_name(&source.database_name(), created)?;
+    let file_part = database.rsplit('/').next().unwrap_or(&database);
+    let name = backup_name(file_part, created)?;
     let write_err = |e: std::io::Error| EngineError::Write {
         backup: name.clone(),
         source: e.into(),

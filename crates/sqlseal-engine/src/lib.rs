@@ -119,6 +119,12 @@ pub struct BackupOptions {
     /// The creation time to record; the current time when `None`. (For
     /// schedulers that run on a clock of their own, e.g. in tests.)
     pub created_at: Option<CreatedAt>,
+    /// The database's name in the header; its file name when `None`. The
+    /// daemon writes its own name for the database (such as `acme/app.db`,
+    /// with `/` written `_`), so that a backup of one tenant's `app.db`
+    /// cannot pass for another's. The backup's file name takes the last
+    /// `/`-separated part.
+    pub database_name: Option<String>,
 }
 
 impl BackupOptions {
@@ -130,6 +136,7 @@ impl BackupOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             threads: default_threads(),
             created_at: None,
+            database_name: None,
         }
     }
 }
