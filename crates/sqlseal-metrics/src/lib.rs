@@ -203,7 +203,7 @@ impl Metrics {
         );
         registry.register(
             "sqlseal_backups",
-            "Backup attempts by result (success or failure)",
+            "Backup attempts by result: success, failure, or unchanged (the database had not changed since its last backup, so none was needed)",
             m.backups.clone(),
         );
         registry.register(
@@ -360,6 +360,30 @@ impl Observer for Metrics {
                     .inc();
                 if let Some(kind) = failure {
                     self.error(*target, "drill", kind);
+                }
+            }
+            Event::BackupUnchanged { target, .. } => {
+                self.backups
+                    .get_or_create(&with_result(*target, "unchanged"))
+                    .inc();
+            }
+            Event::Unscheduled { target } => {
+                let labels = Labels::from(*target);
+                for family in [&self.last_success, &self.last_attempt, &self.drill_last] {
+                    family.remove(&labels);
+                }
+                for family in [
+                    &self.last_attempt_success,
+                    &self.kept,
+                    &self.drill_last_success,
+                ] {
+                    family.remove(&labels);
+                }
+                self.duration.remove(&labels);
+                self.size.remove(&labels);
+                for result in ["success", "failure", "unchanged"] {
+                    self.backups.remove(&with_result(*target, result));
+                    self.drills.remove(&with_result(*target, result));
                 }
             }
             Event::AutoRestore { target, outcome } => {

@@ -15,11 +15,11 @@ use crate::{ByteSize, Duration, Param, ParamType};
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
     /// The Backup group: Location, Frequency, MaxCount, KeepLast, KeepHourly, KeepDaily,
-    /// KeepWeekly, KeepMonthly, KeepYearly, Keys, Recipients, Trust, Method, ChunkSize, TempDir,
-    /// VerifyFrequency.
+    /// KeepWeekly, KeepMonthly, KeepYearly, Keys, Recipients, Trust, Method, ChunkSize,
+    /// Concurrency, TempDir, VerifyFrequency.
     #[serde(rename = "Backup")]
     pub backup: Backup,
-    /// The Database group: Paths.
+    /// The Database group: Paths, Dirs.
     #[serde(rename = "Database")]
     pub database: Database,
     /// The Restore group: Auto, OnFailure, RequireNewest.
@@ -147,6 +147,12 @@ pub struct Backup {
         deserialize_with = "deserialize_backup_chunk_size"
     )]
     pub chunk_size: ByteSize,
+    /// Backups and restore drills in flight at once across all databases. 0 means the number of CPU
+    /// cores.
+    ///
+    /// `Backup.Concurrency`: int, default `0`, environment `SQLSEAL_BACKUP_CONCURRENCY`.
+    #[serde(rename = "Concurrency", deserialize_with = "deserialize_param")]
+    pub concurrency: u64,
     /// Directory for the temporary plaintext copy that the backup-api and vacuum snapshot methods
     /// make, and for verification images. Empty means a private (0700) directory beside each
     /// database, on its file system, removed after each backup; never Backup.Location, which others
@@ -183,6 +189,7 @@ impl Default for Backup {
             trust: Vec::new(),
             method: String::from("dbpage"),
             chunk_size: ByteSize::new(1048576),
+            concurrency: 0,
             temp_dir: PathBuf::new(),
             verify_frequency: const { Duration::from_literal("0") },
         }
@@ -193,11 +200,24 @@ impl Default for Backup {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Database {
-    /// SQLite database files to back up.
+    /// SQLite database files to back up, each PATH or NAME=PATH. A database is named by its file
+    /// name or, where several share one, by the shortest trailing part of each path that tells them
+    /// apart (/srv/a/app.db and /srv/b/app.db become a/app.db and b/app.db); NAME=PATH names it
+    /// explicitly. The name is its subdirectory of Backup.Location, its name in backup headers and
+    /// its metrics label. Names that collide are refused.
     ///
     /// `Database.Paths`: filenameSlice, default `[]`, environment `SQLSEAL_DATABASE_PATHS`.
     #[serde(rename = "Paths", deserialize_with = "deserialize_param")]
     pub paths: Vec<PathBuf>,
+    /// Glob patterns that find databases, such as /srv/tenants/*/app.db or
+    /// /var/lib/sites/**/*.sqlite, matched at start and watched while the daemon runs: a new
+    /// database is picked up, a removed one is dropped from scheduling (its backups are kept). Each
+    /// is named by its path relative to the pattern's directory part (acme/app.db). SQLite's -wal,
+    /// -shm and -journal files and hidden files are never taken for databases.
+    ///
+    /// `Database.Dirs`: stringSlice, default `[]`, environment `SQLSEAL_DATABASE_DIRS`.
+    #[serde(rename = "Dirs", deserialize_with = "deserialize_param")]
+    pub dirs: Vec<String>,
 }
 
 /// The `Restore:` group of parameters.
@@ -375,7 +395,7 @@ fn deserialize_log_format<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Stri
 }
 
 /// Every parameter, in the order of `docs/parameters.yaml`.
-pub static PARAMS: [Param; 30] = [
+pub static PARAMS: [Param; 32] = [
     Param {
         name: "Backup.Location",
         env: "SQLSEAL_BACKUP_LOCATION",
@@ -525,6 +545,16 @@ pub static PARAMS: [Param; 30] = [
         get: |p| to_text(&p.backup.chunk_size),
     },
     Param {
+        name: "Backup.Concurrency",
+        env: "SQLSEAL_BACKUP_CONCURRENCY",
+        kind: ParamType::Int,
+        description: "Backups and restore drills in flight at once across all databases. 0 means the number of CPU cores.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.backup.concurrency, input, no_check),
+        get: |p| to_text(&p.backup.concurrency),
+    },
+    Param {
         name: "Backup.TempDir",
         env: "SQLSEAL_BACKUP_TEMPDIR",
         kind: ParamType::Filename,
@@ -548,11 +578,21 @@ pub static PARAMS: [Param; 30] = [
         name: "Database.Paths",
         env: "SQLSEAL_DATABASE_PATHS",
         kind: ParamType::FilenameSlice,
-        description: "SQLite database files to back up.",
+        description: "SQLite database files to back up, each PATH or NAME=PATH. A database is named by its file name or, where several share one, by the shortest trailing part of each path that tells them apart (/srv/a/app.db and /srv/b/app.db become a/app.db and b/app.db); NAME=PATH names it explicitly. The name is its subdirectory of Backup.Location, its name in backup headers and its metrics label. Names that collide are refused.",
         choices: &[],
         secret: false,
         set: |p, input| set_param(&mut p.database.paths, input, no_check),
         get: |p| to_text(&p.database.paths),
+    },
+    Param {
+        name: "Database.Dirs",
+        env: "SQLSEAL_DATABASE_DIRS",
+        kind: ParamType::StringSlice,
+        description: "Glob patterns that find databases, such as /srv/tenants/*/app.db or /var/lib/sites/**/*.sqlite, matched at start and watched while the daemon runs: a new database is picked up, a removed one is dropped from scheduling (its backups are kept). Each is named by its path relative to the pattern's directory part (acme/app.db). SQLite's -wal, -shm and -journal files and hidden files are never taken for databases.",
+        choices: &[],
+        secret: false,
+        set: |p, input| set_param(&mut p.database.dirs, input, no_check),
+        get: |p| to_text(&p.database.dirs),
     },
     Param {
         name: "Restore.Auto",

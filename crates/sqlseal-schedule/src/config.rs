@@ -10,6 +10,7 @@ use sqlseal_crypto::{
 use sqlseal_format::KeyId;
 use sqlseal_params::Params;
 
+use crate::names;
 use crate::retention::RetentionPolicy;
 use sqlseal_source::Method;
 use sqlseal_store::{BackupStore, S3Settings, is_url, open_store};
@@ -55,6 +56,9 @@ pub struct DatabaseConfig {
     pub name: String,
     /// Its backups.
     pub store: Arc<dyn BackupStore>,
+    /// Found by a `Database.Dirs` pattern (dropped from scheduling when it
+    /// disappears; its schedule starts at a stable offset in the period).
+    pub discovered: bool,
 }
 
 /// Checked settings for the daemon and for [`crate::auto_restore`].
@@ -71,6 +75,12 @@ pub struct Settings {
     /// `Backup.Location`: each database's backups are in a subdirectory
     /// (a directory path, or an `s3://BUCKET/PREFIX` URL).
     pub location: PathBuf,
+    /// `Database.Dirs`: glob patterns watched for databases.
+    pub dirs: Vec<String>,
+    /// The S3 settings, for stores opened after start-up.
+    pub s3: S3Settings,
+    /// `Backup.Concurrency`: backups and drills in flight at once.
+    pub concurrency: usize,
     /// Where snapshot methods that copy the database put their temporary
     /// file: `Backup.TempDir`, else (`None`) a private directory beside
     /// each database, on its file system. Never `Backup.Location`, which
@@ -166,10 +176,10 @@ impl Settings {
         let chunk_size = u32::try_from(b.chunk_size.bytes())
             .map_err(|_| invalid("Backup.ChunkSize", "too large"))?;
 
-        if params.database.paths.is_empty() {
+        if params.database.paths.is_empty() && params.database.dirs.is_empty() {
             return Err(invalid(
                 "Database.Paths",
-                "no databases configured; list the SQLite files to back up",
+                "no databases configured; list the SQLite files to back up (or glob patterns in Database.Dirs)",
             ));
         }
         let location = &b.location;
@@ -178,62 +188,49 @@ impl Settings {
             prove_writable(location).map_err(|reason| invalid("Backup.Location", reason))?;
         }
         let s3 = s3_settings(&params.s3);
-        let mut databases: Vec<DatabaseConfig> = Vec::new();
-        for path in &params.database.paths {
-            let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-                return Err(invalid(
-                    "Database.Paths",
-                    format!("{} is not a file path", path.display()),
-                ));
-            };
-            if let Some(other) = databases.iter().find(|d| d.name == name) {
-                return Err(invalid(
-                    "Database.Paths",
-                    format!(
-                        "{} and {} have the same file name, and so would share a backup directory; rename one",
-                        other.path.display(),
-                        path.display()
-                    ),
-                ));
-            }
+        let entries = params
+            .database
+            .paths
+            .iter()
+            .map(|p| names::parse_path_entry(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| invalid("Database.Paths", reason))?;
+        for (path, _) in &entries {
             if path.is_dir() {
                 return Err(invalid(
                     "Database.Paths",
                     format!("{} is a directory, not a database file", path.display()),
                 ));
             }
-            // The same encoding as backup names: readable, with only what a
-            // file system or an S3 key cannot hold percent-encoded.
-            let subdir = sqlseal_engine::name_component(&name);
-            let store_location = if remote {
-                PathBuf::from(format!(
-                    "{}/{subdir}",
-                    location.display().to_string().trim_end_matches('/')
-                ))
-            } else if subdir != name
-                && !location.join(&subdir).exists()
-                && location.join(&name).is_dir()
-            {
-                // A store made before names were encoded (a leading `.` or a
-                // `%` in the name): keep using it.
-                location.join(&name)
+        }
+        let mut named =
+            names::name_paths(&entries).map_err(|reason| invalid("Database.Paths", reason))?;
+        let listed = named.len();
+        for pattern in &params.database.dirs {
+            named.extend(
+                names::discover(pattern).map_err(|reason| invalid("Database.Dirs", reason))?,
+            );
+        }
+        names::check_unique(&named).map_err(|reason| {
+            let param = if params.database.dirs.is_empty() {
+                "Database.Paths"
             } else {
-                location.join(&subdir)
+                "Database.Paths/Database.Dirs"
             };
-            let store: Arc<dyn BackupStore> = open_store(&store_location, &s3)
-                .map_err(|e| invalid("Backup.Location", e.to_string()))?
-                .into();
+            invalid(param, reason)
+        })?;
+        let mut databases: Vec<DatabaseConfig> = Vec::new();
+        for (i, db) in named.into_iter().enumerate() {
+            let mut config = database_config(location, &s3, db)?;
+            config.discovered = i >= listed;
             if remote {
                 // One request proves the bucket, the credentials and the endpoint.
-                store
+                config
+                    .store
                     .list()
                     .map_err(|e| invalid("Backup.Location", e.to_string()))?;
             }
-            databases.push(DatabaseConfig {
-                path: path.clone(),
-                store,
-                name,
-            });
+            databases.push(config);
         }
         let temp_dir = (!params.backup.temp_dir.as_os_str().is_empty())
             .then(|| params.backup.temp_dir.clone());
@@ -258,6 +255,12 @@ impl Settings {
             recipients,
             keyring,
             location: location.clone(),
+            dirs: params.database.dirs.clone(),
+            s3,
+            concurrency: match b.concurrency {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
             snapshot_temp_dir,
             method,
             chunk_size,
@@ -299,6 +302,52 @@ pub fn s3_settings(s3: &sqlseal_params::S3) -> S3Settings {
         allow_http: s3.allow_http,
         ..S3Settings::default()
     }
+}
+
+/// The configuration of one named database: its store is its name's
+/// subdirectory (or sub-prefix) of `location`, each part encoded as in
+/// backup names.
+pub fn database_config(
+    location: &Path,
+    s3: &S3Settings,
+    db: names::NamedDatabase,
+) -> Result<DatabaseConfig, ConfigError> {
+    let remote = is_url(location);
+    // The same encoding as backup names: readable, with only what a file
+    // system or an S3 key cannot hold percent-encoded.
+    let subdir: Vec<String> = db
+        .name
+        .split('/')
+        .map(sqlseal_engine::name_component)
+        .collect();
+    let store_location = if remote {
+        PathBuf::from(format!(
+            "{}/{}",
+            location.display().to_string().trim_end_matches('/'),
+            subdir.join("/")
+        ))
+    } else if subdir.len() == 1
+        && subdir[0] != db.name
+        && !location.join(&subdir[0]).exists()
+        && location.join(&db.name).is_dir()
+    {
+        // A store made before names were encoded (a leading `.` or a `%`
+        // in the name): keep using it.
+        location.join(&db.name)
+    } else {
+        subdir
+            .iter()
+            .fold(location.to_path_buf(), |p, part| p.join(part))
+    };
+    let store: Arc<dyn BackupStore> = open_store(&store_location, s3)
+        .map_err(|e| invalid("Backup.Location", e.to_string()))?
+        .into();
+    Ok(DatabaseConfig {
+        path: db.path,
+        name: db.name,
+        store,
+        discovered: false,
+    })
 }
 
 /// Where the status file is: `Status.File`, else `status.json` in a local

@@ -45,6 +45,21 @@ pub enum Event<'a> {
         /// Backups kept after retention.
         kept: usize,
     },
+    /// A backup was due, but the database had not changed since its last
+    /// backup (by SQLite's change counters): none was made, and the
+    /// database counts as current.
+    BackupUnchanged {
+        /// The database and location.
+        target: Target<'a>,
+        /// When the check ran.
+        at: Timestamp,
+    },
+    /// A database found by `Database.Dirs` was removed: it is no longer
+    /// scheduled (its backups are kept).
+    Unscheduled {
+        /// The database and location.
+        target: Target<'a>,
+    },
     /// A backup attempt failed.
     BackupFailed {
         /// The database and location.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::now_string;
 use crate::status::{DatabaseStatus, StatusReport};
 
 /// When a database counts as stale.
@@ -64,14 +65,21 @@ fn stale_reason(
         .as_deref()
         .map(|e| format!("; last error: {e}"))
         .unwrap_or_default();
-    match parse(&d.last_success) {
+    // A database found unchanged since its last backup is as current as
+    // that check.
+    let current = match (parse(&d.last_success), parse(&d.unchanged_at)) {
+        (Some(s), Some(u)) => Some(s.max(u)),
+        (s, None) => s,
+        (None, u) => u,
+    };
+    match current {
         Some(success)
             if now.duration_since(success) > SignedDuration::try_from(max_age).ok()? =>
         {
             Some(format!(
                 "{who}: last successful backup {} ago ({}), older than Metrics.MaxAge {max}{last_error}",
                 ago(now, success),
-                d.last_success.as_deref().unwrap_or_default()
+                now_string(success)
             ))
         }
         Some(_) => None,
@@ -185,6 +193,18 @@ mod tests {
                 vec!["database app.db at /backups/app.db: the restore drill of app.db-x.sqlseal failed: chunk 3 does not authenticate".to_owned()]
             );
         }
+    }
+
+    #[test]
+    fn a_database_found_unchanged_counts_as_current() {
+        let policy = HealthPolicy::new(Some(HOUR), None);
+        let mut r = report(Some("2026-12-01T00:00:00Z"));
+        assert_eq!(
+            stale_reasons(&r, &policy, at("2026-12-01T05:00:00Z")).len(),
+            1
+        );
+        r.databases[0].unchanged_at = Some("2026-12-01T04:30:00Z".into());
+        assert!(stale_reasons(&r, &policy, at("2026-12-01T05:00:00Z")).is_empty());
     }
 
     #[test]

@@ -49,11 +49,13 @@ mod clock;
 mod config;
 mod events;
 mod health;
+mod names;
 mod newest;
 mod restore;
 mod retention;
 mod scheduler;
 mod status;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -61,10 +63,12 @@ use sqlseal_store::{DatabaseLock, LockError};
 
 pub use clock::{Clock, SystemClock};
 pub use config::{
-    ConfigError, DatabaseConfig, OnFailure, Settings, health_policy, s3_settings, status_file,
+    ConfigError, DatabaseConfig, OnFailure, Settings, database_config, health_policy, s3_settings,
+    status_file,
 };
 pub use events::{Event, Observer, Target};
 pub use health::{HealthPolicy, stale_reasons};
+pub use names::{NamedDatabase, check_name, discover, pattern_base};
 pub use newest::{NewestBackup, newest_record_path, read_newest};
 pub use restore::{AutoRestoreReport, Refused, RestoreOutcome, auto_restore_settings};
 pub use retention::{Decision, RetentionPolicy, beyond_max_count, decide, to_delete};
@@ -104,6 +108,10 @@ pub enum ScheduleError {
     /// application to create it and backs it up then.
     #[error("database {} does not exist yet; waiting for it to be created", .0.display())]
     DatabaseMissing(PathBuf),
+    /// The database has not changed since its last backup (by SQLite's
+    /// change counters): no backup is needed, and it counts as current.
+    #[error("database {} is unchanged since its last backup", .0.display())]
+    Unchanged(PathBuf),
 }
 
 impl ScheduleError {
@@ -118,6 +126,7 @@ impl ScheduleError {
             ScheduleError::Locked(_) => "locked",
             ScheduleError::Task(_) => "task",
             ScheduleError::DatabaseMissing(_) => "missing",
+            ScheduleError::Unchanged(_) => "unchanged",
         }
     }
 }

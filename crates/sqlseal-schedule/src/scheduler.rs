@@ -3,6 +3,7 @@
 //! `Backup.VerifyFrequency`, a status file, events for observers, and a
 //! clean stop when the cancellation token fires.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use sqlseal_engine::{
     list_backups, verify_backup,
 };
 use sqlseal_format::CreatedAt;
-use sqlseal_source::{SnapshotOptions, SqliteSource};
+use sqlseal_source::{ChangeMarker, SnapshotOptions, SqliteSource, change_marker};
 use sqlseal_store::StoreError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -71,6 +72,11 @@ pub trait DatabaseJob: Send + Sync + 'static {
     fn location(&self) -> &str {
         ""
     }
+    /// Found by a `Database.Dirs` pattern: its schedule starts at a stable
+    /// offset within the period, so that many do not start at once.
+    fn discovered(&self) -> bool {
+        false
+    }
     /// Fully verifies the newest backup (a restore drill); `Ok(None)` when
     /// there is no backup to drill yet. Jobs without drills return `None`.
     fn drill(&self, cancel: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
@@ -87,6 +93,8 @@ pub struct SqliteJob {
     db: DatabaseConfig,
     location: String,
     settings: Arc<Settings>,
+    /// SQLite's change counters when the last backup started.
+    marker: std::sync::Mutex<Option<ChangeMarker>>,
 }
 
 impl SqliteJob {
@@ -96,6 +104,7 @@ impl SqliteJob {
             location: db.store.location(),
             db,
             settings,
+            marker: std::sync::Mutex::new(None),
         }
     }
 
@@ -114,6 +123,10 @@ impl DatabaseJob for SqliteJob {
 
     fn location(&self) -> &str {
         &self.location
+    }
+
+    fn discovered(&self) -> bool {
+        self.db.discovered
     }
 
     fn drill(&self, cancel: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
@@ -174,6 +187,14 @@ impl DatabaseJob for SqliteJob {
         if self.db.path.symlink_metadata().is_err() {
             return Err(ScheduleError::DatabaseMissing(self.db.path.clone()));
         }
+        // Unchanged since the last backup this process made: nothing to do.
+        // Read before the snapshot, so a commit during it means another
+        // backup next time, never a missed one.
+        let marker = change_marker(&self.db.path);
+        let last = self.marker.lock().map(|m| m.clone()).unwrap_or(None);
+        if marker.is_some() && marker == last {
+            return Err(ScheduleError::Unchanged(self.db.path.clone()));
+        }
         let store = self.db.store.as_ref();
         match store.clean_stale(STALE_AGE) {
             Ok(0) => {}
@@ -189,6 +210,7 @@ impl DatabaseJob for SqliteJob {
         let mut options = BackupOptions::new(s.recipients.clone(), s.signer.clone());
         options.chunk_size = s.chunk_size;
         options.created_at = Some(CreatedAt::from_timestamp(now));
+        options.database_name = Some(self.db.name.clone());
         let made = create_backup(&source, store, &options, cancel, &NoProgress)
             .map_err(|e| self.engine_err(e))?;
         // Read the new backup back before deleting anything older.
@@ -244,6 +266,9 @@ impl DatabaseJob for SqliteJob {
                 }
             }
         }
+        if let Ok(mut m) = self.marker.lock() {
+            *m = marker;
+        }
         Ok(BackupDone {
             name: made.name,
             created: verified.header.metadata.created.timestamp(),
@@ -276,6 +301,10 @@ pub struct Scheduler {
     /// [`Scheduler::note_auto_restore`]).
     targets: Vec<(PathBuf, String, String)>,
     locks: Locking,
+    /// The settings, when built from them: `Database.Dirs` is watched.
+    settings: Option<Arc<Settings>>,
+    /// Backups and drills in flight at once.
+    concurrency: usize,
 }
 
 impl Scheduler {
@@ -315,6 +344,8 @@ impl Scheduler {
             observers: Vec::new(),
             targets,
             locks,
+            concurrency: settings.concurrency,
+            settings: Some(settings),
         }
     }
 
@@ -340,7 +371,15 @@ impl Scheduler {
             observers: Vec::new(),
             targets: Vec::new(),
             locks: Locking::None,
+            settings: None,
+            concurrency: usize::MAX >> 4,
         }
+    }
+
+    /// At most `n` backups and drills in flight at once (at least one).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
     }
 
     /// Runs a restore drill of each database every `every` (`None`: never).
@@ -411,16 +450,53 @@ impl Scheduler {
             clock: self.clock,
             status: self.status,
             observers: self.observers,
-            token,
+            permits: Arc::new(tokio::sync::Semaphore::new(
+                self.concurrency
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
         });
         let mut tasks = JoinSet::new();
+        // Each database's loop stops on its own token (a child of `token`),
+        // so a database that disappears can be dropped alone.
+        let mut running: HashMap<String, (CancellationToken, bool)> = HashMap::new();
         for job in self.jobs {
-            tasks.spawn(database_loop(job, context.clone()));
+            let child = token.child_token();
+            running.insert(job.name().to_owned(), (child.clone(), job.discovered()));
+            tasks.spawn(database_loop(job, context.clone(), child));
+        }
+        let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+        let settings = self.settings.filter(|s| !s.dirs.is_empty());
+        if let Some(settings) = &settings {
+            let known = settings
+                .databases
+                .iter()
+                .filter(|d| d.discovered)
+                .map(|d| (d.name.clone(), d.path.clone()))
+                .collect();
+            tokio::spawn(crate::watch::watch(
+                settings.dirs.clone(),
+                known,
+                changes_tx,
+                token.clone(),
+            ));
+        } else {
+            drop(changes_tx);
         }
         let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            if let Err(e) = joined {
-                first_error.get_or_insert(ScheduleError::Task(e.to_string()));
+        loop {
+            tokio::select! {
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Err(e) = joined {
+                        first_error.get_or_insert(ScheduleError::Task(e.to_string()));
+                    }
+                }
+                Some(change) = changes.recv() => {
+                    if let Some(settings) = &settings {
+                        apply_change(change, settings, &context, &mut running, &mut tasks, &token);
+                    }
+                }
+                () = token.cancelled(), if tasks.is_empty() => break,
+                else => break,
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -433,6 +509,108 @@ impl Scheduler {
     ) -> tokio::task::JoinHandle<Result<(), ScheduleError>> {
         tokio::spawn(self.run(token))
     }
+}
+
+/// Starts or stops the loop of a database that `Database.Dirs` found or lost.
+fn apply_change(
+    change: crate::watch::Change,
+    settings: &Arc<Settings>,
+    cx: &Arc<LoopContext>,
+    running: &mut HashMap<String, (CancellationToken, bool)>,
+    tasks: &mut JoinSet<()>,
+    token: &CancellationToken,
+) {
+    match change {
+        crate::watch::Change::Added(db) => {
+            if running.contains_key(&db.name) {
+                return;
+            }
+            let (name, path) = (db.name.clone(), db.path.clone());
+            let mut config = match crate::config::database_config(
+                &settings.location,
+                &settings.s3,
+                db,
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    error!(database = %name, error = %e, "found by Database.Dirs but cannot be scheduled");
+                    return;
+                }
+            };
+            config.discovered = true;
+            let location = config.store.location();
+            let lock = match sqlseal_store::DatabaseLock::acquire(&path, &location) {
+                Ok(lock) => lock,
+                Err(e) => {
+                    error!(database = %name, error = %e, "found by Database.Dirs but not scheduled");
+                    return;
+                }
+            };
+            if let Some(status) = &cx.status
+                && let Err(e) = status.add(&name, path.clone(), location)
+            {
+                warn!(error = %e, "could not write the status file");
+            }
+            info!(database = %name, path = %path.display(), "database found; scheduled");
+            let job = Arc::new(SqliteJob::new(config, settings.clone())) as Arc<dyn DatabaseJob>;
+            let child = token.child_token();
+            running.insert(name, (child.clone(), true));
+            let cx = cx.clone();
+            tasks.spawn(async move {
+                // Held for as long as the database is scheduled.
+                let _lock = lock;
+                database_loop(job, cx, child).await;
+            });
+        }
+        crate::watch::Change::Removed(name) => {
+            // Only databases found by a pattern are dropped; a listed one
+            // that goes missing is waited for.
+            if !running
+                .get(&name)
+                .is_some_and(|(_, discovered)| *discovered)
+            {
+                return;
+            }
+            if let Some((child, _)) = running.remove(&name) {
+                child.cancel();
+            }
+            let location = cx
+                .status
+                .as_ref()
+                .and_then(|s| {
+                    s.snapshot()
+                        .databases
+                        .into_iter()
+                        .find(|d| d.database == name)
+                        .map(|d| d.location)
+                })
+                .unwrap_or_default();
+            cx.emit(&Event::Unscheduled {
+                target: Target {
+                    database: &name,
+                    location: &location,
+                },
+            });
+            if let Some(status) = &cx.status
+                && let Err(e) = status.remove(&name)
+            {
+                warn!(error = %e, "could not write the status file");
+            }
+            info!(database = %name, "database gone; no longer scheduled (its backups are kept)");
+        }
+    }
+}
+
+/// A stable offset within `period` for `name` (FNV-1a), so that databases
+/// found together start their schedules spread over the period.
+fn stable_offset(name: &str, period: Duration) -> Duration {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let millis = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(hash % millis)
 }
 
 fn to_std(span: jiff::SignedDuration) -> Duration {
@@ -490,7 +668,8 @@ struct LoopContext {
     clock: Arc<dyn Clock>,
     status: Option<Arc<StatusWriter>>,
     observers: Vec<Arc<dyn Observer>>,
-    token: CancellationToken,
+    /// Bounds backups and drills in flight (`Backup.Concurrency`).
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl LoopContext {
@@ -502,30 +681,39 @@ impl LoopContext {
         emit(&self.observers, event);
     }
 
-    /// Runs `work` on a blocking thread; on shutdown raises its cancel flag
-    /// and still waits for it (it stops at its next chunk boundary).
+    /// Runs `work` on a blocking thread once a permit is free; on shutdown
+    /// raises its cancel flag and still waits for it (it stops at its next
+    /// chunk boundary). `None` when shutdown came before it started.
     async fn run_blocking<T: Send + 'static>(
         &self,
+        token: &CancellationToken,
         work: impl FnOnce(&CancelFlag) -> Result<T, ScheduleError> + Send + 'static,
-    ) -> Result<T, ScheduleError> {
+    ) -> Option<Result<T, ScheduleError>> {
+        let permit = tokio::select! {
+            permit = self.permits.clone().acquire_owned() => permit.ok()?,
+            () = token.cancelled() => return None,
+        };
         let cancel = CancelFlag::new();
         let run = {
             let cancel = cancel.clone();
-            tokio::task::spawn_blocking(move || work(&cancel))
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                work(&cancel)
+            })
         };
         tokio::pin!(run);
         let result = tokio::select! {
             r = &mut run => r,
-            () = self.token.cancelled() => {
+            () = token.cancelled() => {
                 cancel.cancel();
                 run.await
             }
         };
-        result.unwrap_or_else(|e| Err(ScheduleError::Task(e.to_string())))
+        Some(result.unwrap_or_else(|e| Err(ScheduleError::Task(e.to_string()))))
     }
 }
 
-async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>) {
+async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: CancellationToken) {
     let name = job.name().to_owned();
     let location = job.location().to_owned();
     let target = Target {
@@ -556,7 +744,12 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>) {
         cx.update(&name, |s| s.last_success = Some(now_string(newest)));
     }
     let now = cx.clock.now();
-    let mut due = cx.frequency.map(|f| first_due(newest, now, f));
+    let mut due = cx.frequency.map(|f| match newest {
+        // Found among many by a pattern: start at a stable point of the
+        // period rather than all at once.
+        None if job.discovered() => now.checked_add(stable_offset(&name, f)).unwrap_or(now),
+        _ => first_due(newest, now, f),
+    });
     let last_drill = cx.status.as_ref().and_then(|s| {
         s.snapshot()
             .databases
@@ -578,7 +771,7 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>) {
             (Some(b), _, Some(every), _) => (false, b, every),
             (None, Some(d), _, Some(every)) => (true, d, every),
             _ => {
-                cx.token.cancelled().await;
+                token.cancelled().await;
                 break;
             }
         };
@@ -590,12 +783,12 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>) {
             info!(database = %name, next_due = %now_string(when), "next backup scheduled");
         }
         tokio::select! {
-            () = cx.token.cancelled() => break,
+            () = token.cancelled() => break,
             () = tokio::time::sleep(wait_for(when, cx.clock.now(), period)) => {}
         }
         let started = cx.clock.now();
         if drill {
-            if !run_drill(&job, &cx, target, started).await {
+            if !run_drill(&job, &cx, &token, target, started).await {
                 break;
             }
             drill_due = started.checked_add(period).ok();
@@ -605,9 +798,10 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>) {
         let clock = Instant::now();
         let result = {
             let job = job.clone();
-            cx.run_blocking(move |cancel| job.backup(started, cancel))
+            cx.run_blocking(&token, move |cancel| job.backup(started, cancel))
                 .await
         };
+        let Some(result) = result else { break };
         let duration = clock.elapsed();
         match result {
             Ok(done) => {
@@ -643,7 +837,16 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>) {
                     .ok()
                     .or(Some(started));
             }
-            Err(e) if cx.token.is_cancelled() => {
+            Err(ScheduleError::Unchanged(_)) => {
+                tracing::debug!(database = %name, "unchanged since its last backup; none needed");
+                cx.emit(&Event::BackupUnchanged {
+                    target,
+                    at: started,
+                });
+                cx.update(&name, |s| s.unchanged_at = Some(now_string(started)));
+                due = started.checked_add(period).ok().or(Some(started));
+            }
+            Err(e) if token.is_cancelled() => {
                 info!(database = %name, error = %e, "backup cancelled by shutdown");
                 break;
             }
@@ -668,6 +871,7 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>) {
 async fn run_drill(
     job: &Arc<dyn DatabaseJob>,
     cx: &LoopContext,
+    token: &CancellationToken,
     target: Target<'_>,
     started: Timestamp,
 ) -> bool {
@@ -675,7 +879,11 @@ async fn run_drill(
     let clock = Instant::now();
     let result = {
         let job = job.clone();
-        cx.run_blocking(move |cancel| job.drill(cancel)).await
+        cx.run_blocking(token, move |cancel| job.drill(cancel))
+            .await
+    };
+    let Some(result) = result else {
+        return false;
     };
     let duration = clock.elapsed();
     match result {
@@ -695,7 +903,7 @@ async fn run_drill(
             });
         }
         Ok(None) => info!(database = %name, "restore drill: no verified backup to drill yet"),
-        Err(e) if cx.token.is_cancelled() => {
+        Err(e) if token.is_cancelled() => {
             info!(database = %name, error = %e, "restore drill cancelled by shutdown");
             return false;
         }

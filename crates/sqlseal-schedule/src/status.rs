@@ -32,6 +32,10 @@ pub struct DatabaseStatus {
     pub next_due: Option<String>,
     /// Backups kept for this database.
     pub backup_count: Option<usize>,
+    /// When a due backup last found the database unchanged since its last
+    /// backup (so none was needed; it counts as current).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchanged_at: Option<String>,
     /// How long the last successful backup took, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_duration_ms: Option<u64>,
@@ -170,6 +174,40 @@ impl StatusWriter {
                 databases,
             }),
         }
+    }
+
+    /// Adds an entry for a database found while running (nothing if one
+    /// of that name exists).
+    pub fn add(&self, database: &str, path: PathBuf, location: String) -> Result<(), StatusError> {
+        let snapshot = {
+            let mut state = match self.state.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if !state.databases.iter().any(|d| d.database == database) {
+                state.databases.push(DatabaseStatus {
+                    database: database.to_owned(),
+                    path,
+                    location,
+                    ..DatabaseStatus::default()
+                });
+            }
+            state.clone()
+        };
+        self.write(&snapshot)
+    }
+
+    /// Drops the entry of a database that is no longer served.
+    pub fn remove(&self, database: &str) -> Result<(), StatusError> {
+        let snapshot = {
+            let mut state = match self.state.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            state.databases.retain(|d| d.database != database);
+            state.clone()
+        };
+        self.write(&snapshot)
     }
 
     /// The facts as they stand (what the file holds after the last write).
