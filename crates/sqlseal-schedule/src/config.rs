@@ -8,7 +8,7 @@ use sqlseal_crypto::{
     Keyring, P256Identity, P256Recipient, load_identity_file, load_recipient_file,
 };
 use sqlseal_format::KeyId;
-use sqlseal_params::Params;
+use sqlseal_params::{BackupMethod, Params, RestoreOnFailure};
 
 use crate::retention::RetentionPolicy;
 use sqlseal_source::Method;
@@ -151,10 +151,11 @@ impl Settings {
         for identity in identities {
             keyring.add_identity(identity);
         }
-        let method: Method = b
-            .method
-            .parse()
-            .map_err(|e: String| invalid("Backup.Method", e))?;
+        let method = match b.method {
+            BackupMethod::Dbpage => Method::DbPage,
+            BackupMethod::BackupApi => Method::BackupApi,
+            BackupMethod::Vacuum => Method::Vacuum,
+        };
         let chunk_size = u32::try_from(b.chunk_size.bytes())
             .map_err(|_| invalid("Backup.ChunkSize", "too large"))?;
 
@@ -244,9 +245,9 @@ impl Settings {
         };
         let snapshot_temp_dir = temp_dir.clone();
         let frequency = b.frequency.as_std();
-        let on_failure = match params.restore.on_failure.as_str() {
-            "empty" => OnFailure::Empty,
-            _ => OnFailure::Fail,
+        let on_failure = match params.restore.on_failure {
+            RestoreOnFailure::Fail => OnFailure::Fail,
+            RestoreOnFailure::Empty => OnFailure::Empty,
         };
         Ok(Settings {
             databases,
