@@ -286,7 +286,7 @@ impl Scheduler {
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             if let Err(e) = joined {
-                first_error.get_or_insert(ScheduleError::Task(e.to_string()));
+                first_error.get_or_insert(ScheduleError::Task(e));
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -386,7 +386,7 @@ async fn database_loop(
                 run.await
             }
         };
-        let result = result.unwrap_or_else(|e| Err(ScheduleError::Task(e.to_string())));
+        let result = result.unwrap_or_else(|e| Err(ScheduleError::Task(e)));
         match result {
             Ok(done) => {
                 waiting = false;
@@ -516,7 +516,10 @@ mod tests {
                 if f.is_empty() { false } else { f.remove(0) }
             };
             if fail {
-                return Err(ScheduleError::Task("injected failure".into()));
+                return Err(ScheduleError::Config(crate::ConfigError::Invalid {
+                    param: "test",
+                    reason: "injected failure".into(),
+                }));
             }
             Ok(BackupDone {
                 name: format!("b-{now}"),
