@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use sqlseal_metrics::Metrics;
-use sqlseal_params::{Loaded, Params};
+use sqlseal_params::{Loaded, LogFormat, Params};
 use sqlseal_schedule::{
     DatabaseStatus, Scheduler, Settings, StatusReport, auto_restore_settings, lock_databases,
     read_status,
@@ -37,7 +37,7 @@ pub fn load(config: Option<&Path>) -> anyhow::Result<Loaded> {
     }
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -47,10 +47,9 @@ fn init_logging(format: &str) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         );
     // A second initialisation (tests in one process) is harmless.
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
     };
 }
 
@@ -257,8 +256,12 @@ fn print_database(d: &DatabaseStatus) {
 /// the metrics endpoint) until SIGTERM or SIGINT.
 pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
     let loaded = load(Some(config))?;
-    let format = log_format.unwrap_or(&loaded.params.log.format).to_owned();
-    init_logging(&format);
+    // clap lets only the choices of Log.Format through.
+    let format = match log_format {
+        Some(text) => text.parse()?,
+        None => loaded.params.log.format,
+    };
+    init_logging(format);
     let settings = Settings::from_params(&loaded.params)?;
     for w in &settings.warnings {
         warn!("{w}");

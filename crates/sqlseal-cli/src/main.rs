@@ -392,7 +392,7 @@ enum BackupCommand {
     },
 }
 
-fn parse_method(s: &str) -> Result<Method, String> {
+fn parse_method(s: &str) -> Result<Method, sqlseal_source::ParseMethodError> {
     s.parse()
 }
 

@@ -18,7 +18,7 @@ use crate::keys::{Identity, P256Identity, P256Recipient, Recipient, Unwrapped};
 /// Fills a buffer from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut out = [0u8; N];
-    getrandom::fill(&mut out).map_err(|e| CryptoError::Random(e.to_string()))?;
+    getrandom::fill(&mut out).map_err(CryptoError::Random)?;
     Ok(out)
 }
 

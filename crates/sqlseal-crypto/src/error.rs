@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use sqlseal_format::{FormatError, KeyId};
 
+use crate::pem::KeyFileError;
+
 /// What can go wrong loading keys, sealing or opening a header.
 ///
 /// Messages never contain key material.
@@ -16,14 +18,15 @@ pub enum CryptoError {
         /// The file.
         path: PathBuf,
         /// What was found and what to do.
-        reason: String,
+        #[source]
+        reason: KeyFileError,
     },
     /// Key text (not from a file) is not a usable P-256 key.
     #[error("key: {0}")]
     KeyText(String),
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
     /// HPKE encapsulation failed (an invalid recipient key).
     #[error("wrapping the data key for key {key_id} failed")]
     Wrap {

@@ -190,7 +190,7 @@ impl P256Identity {
     pub fn generate() -> Result<Self, CryptoError> {
         loop {
             let mut bytes = Zeroizing::new([0u8; 32]);
-            getrandom::fill(&mut bytes[..]).map_err(|e| CryptoError::Random(e.to_string()))?;
+            getrandom::fill(&mut bytes[..]).map_err(CryptoError::Random)?;
             // A random 32-byte string is a valid scalar except with probability ~2^-32.
             if let Ok(secret) = p256::SecretKey::from_slice(&bytes[..]) {
                 return Self::new(secret);

@@ -68,5 +68,6 @@ pub use keys::{
     WRAPPED_LEN, key_id_of,
 };
 pub use pem::{
-    KeyFile, LoadedKey, load_identity_file, load_key_file, load_recipient_file, parse_key_pem,
+    KeyFile, KeyFileError, LoadedKey, load_identity_file, load_key_file, load_recipient_file,
+    parse_key_pem,
 };

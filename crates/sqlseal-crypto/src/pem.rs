@@ -40,18 +40,105 @@ pub struct LoadedKey {
     pub warnings: Vec<String>,
 }
 
+/// Why a key file or PEM text does not give a usable P-256 key. Each
+/// message says what was found and what to do, never key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyFileError {
+    /// The file does not exist.
+    #[error("no such file; check the path")]
+    NotFound,
+    /// This user may not read the file.
+    #[error("permission denied; run as a user who can read it")]
+    PermissionDenied,
+    /// The file cannot be read for another reason.
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    /// The file is too large to be a PEM key.
+    #[error("larger than {} KiB, too large to be a PEM key; check the path", MAX_KEY_FILE_LEN / 1024)]
+    TooLarge,
+    /// The file holds a public key where a private key is needed.
+    #[error(
+        "holds a public key, but a private key is needed here (make one with `sqlseal keygen`)"
+    )]
+    NotPrivate,
+    /// Nothing but white space.
+    #[error("the file is empty; expected a `-----BEGIN ...` PEM key")]
+    Empty,
+    /// Not text.
+    #[error("not a PEM file (binary data); expected a `-----BEGIN ...` text block")]
+    Binary,
+    /// Text without a PEM block.
+    #[error("not a PEM file: no `-----BEGIN ...-----` block found")]
+    NoBlock,
+    /// An `ENCRYPTED PRIVATE KEY` (PKCS#8) block.
+    #[error(
+        "the private key is encrypted with a passphrase; decrypt it with `openssl pkey -in FILE -out PLAIN.pem` and keep the result 0600"
+    )]
+    EncryptedPkcs8,
+    /// An `EC PRIVATE KEY` block with `Proc-Type: 4,ENCRYPTED` headers.
+    #[error(
+        "the private key is encrypted with a passphrase; decrypt it with `openssl ec -in FILE -out PLAIN.pem` and keep the result 0600"
+    )]
+    EncryptedSec1,
+    /// An RSA key block.
+    #[error(
+        "holds an RSA key; sqlseal needs a P-256 (prime256v1) EC key, e.g. from `sqlseal keygen`"
+    )]
+    RsaBlock,
+    /// An OpenSSH key block.
+    #[error("holds an OpenSSH key; sqlseal needs a P-256 key in PEM, e.g. from `sqlseal keygen`")]
+    OpenSsh,
+    /// A certificate.
+    #[error(
+        "holds a certificate, not a key; extract the key with `openssl x509 -in FILE -pubkey -noout`"
+    )]
+    Certificate,
+    /// Only an `EC PARAMETERS` block.
+    #[error("holds only EC parameters, no key")]
+    OnlyParameters,
+    /// A block of another kind.
+    #[error(
+        "holds a `{0}` block, not a P-256 key (expected EC PRIVATE KEY, PRIVATE KEY or PUBLIC KEY)"
+    )]
+    OtherBlock(String),
+    /// A block without its `-----END` line.
+    #[error("the `{0}` block has no `-----END` line; the file is truncated")]
+    Truncated(String),
+    /// A block whose base64 does not decode.
+    #[error("malformed `{label}` PEM block: {source}")]
+    Malformed {
+        /// The block's label.
+        label: String,
+        /// What the PEM decoder found.
+        source: pem_rfc7468::Error,
+    },
+    /// A key of another curve or algorithm.
+    #[error("holds {0}; sqlseal needs a P-256 (prime256v1) key, e.g. from `sqlseal keygen`")]
+    ForeignKey(&'static str),
+    /// A block that is not a valid P-256 key.
+    #[error("the `{0}` block is not a valid P-256 key")]
+    NotP256(String),
+    /// A P-256 key that HPKE refuses.
+    #[error(transparent)]
+    Key(Box<CryptoError>),
+}
+
 /// Reads a PEM key file.
 pub fn load_key_file(path: &Path) -> Result<LoadedKey, CryptoError> {
-    let err = |reason: String| CryptoError::KeyFile {
+    let err = |reason| CryptoError::KeyFile {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = read_bounded(path).map_err(|e| err(describe_io(&e)))?;
+    let bytes = read_bounded(path).map_err(|e| {
+        err(match e.kind() {
+            std::io::ErrorKind::NotFound => KeyFileError::NotFound,
+            std::io::ErrorKind::PermissionDenied => KeyFileError::PermissionDenied,
+            _ => KeyFileError::Read(e),
+        })
+    })?;
     if bytes.len() > MAX_KEY_FILE_LEN {
-        return Err(err(format!(
-            "larger than {} KiB, too large to be a PEM key; check the path",
-            MAX_KEY_FILE_LEN / 1024
-        )));
+        return Err(err(KeyFileError::TooLarge));
     }
     let key = parse_key_pem(&bytes).map_err(err)?;
     let mut warnings = Vec::new();
@@ -68,7 +155,7 @@ pub fn load_identity_file(path: &Path) -> Result<(P256Identity, Vec<String>), Cr
         KeyFile::Private(identity) => Ok((identity, loaded.warnings)),
         KeyFile::Public(_) => Err(CryptoError::KeyFile {
             path: path.to_path_buf(),
-            reason: "holds a public key, but a private key is needed here (make one with `sqlseal keygen`)".into(),
+            reason: KeyFileError::NotPrivate,
         }),
     }
 }
@@ -92,16 +179,6 @@ fn read_bounded(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
     Ok(bytes)
 }
 
-fn describe_io(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file; check the path".into(),
-        std::io::ErrorKind::PermissionDenied => {
-            "permission denied; run as a user who can read it".into()
-        }
-        _ => format!("cannot read it: {e}"),
-    }
-}
-
 #[cfg(unix)]
 fn permission_warning(path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
@@ -122,18 +199,16 @@ fn permission_warning(_path: &Path) -> Option<String> {
 }
 
 /// Parses PEM text holding one P-256 key; the error says what was found instead.
-pub fn parse_key_pem(bytes: &[u8]) -> Result<KeyFile, String> {
+pub fn parse_key_pem(bytes: &[u8]) -> Result<KeyFile, KeyFileError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("the file is empty; expected a `-----BEGIN ...` PEM key".into());
+        return Err(KeyFileError::Empty);
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        "not a PEM file (binary data); expected a `-----BEGIN ...` text block".to_string()
-    })?;
+    let text = std::str::from_utf8(bytes).map_err(|_| KeyFileError::Binary)?;
     // Some Windows editors start text files with a byte order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let blocks = pem_blocks(text);
     if blocks.is_empty() {
-        return Err("not a PEM file: no `-----BEGIN ...-----` block found".into());
+        return Err(KeyFileError::NoBlock);
     }
     let mut saw_params = false;
     for block in &blocks {
@@ -143,27 +218,18 @@ pub fn parse_key_pem(bytes: &[u8]) -> Result<KeyFile, String> {
                 continue;
             }
             "EC PRIVATE KEY" | "PRIVATE KEY" | "PUBLIC KEY" => return parse_block(block),
-            "ENCRYPTED PRIVATE KEY" => {
-                return Err("the private key is encrypted with a passphrase; decrypt it with `openssl pkey -in FILE -out PLAIN.pem` and keep the result 0600".into());
-            }
-            "RSA PRIVATE KEY" | "RSA PUBLIC KEY" => {
-                return Err("holds an RSA key; sqlseal needs a P-256 (prime256v1) EC key, e.g. from `sqlseal keygen`".into());
-            }
-            "OPENSSH PRIVATE KEY" => {
-                return Err("holds an OpenSSH key; sqlseal needs a P-256 key in PEM, e.g. from `sqlseal keygen`".into());
-            }
-            "CERTIFICATE" => {
-                return Err("holds a certificate, not a key; extract the key with `openssl x509 -in FILE -pubkey -noout`".into());
-            }
+            "ENCRYPTED PRIVATE KEY" => return Err(KeyFileError::EncryptedPkcs8),
+            "RSA PRIVATE KEY" | "RSA PUBLIC KEY" => return Err(KeyFileError::RsaBlock),
+            "OPENSSH PRIVATE KEY" => return Err(KeyFileError::OpenSsh),
+            "CERTIFICATE" => return Err(KeyFileError::Certificate),
             _ => {}
         }
     }
     if saw_params {
-        return Err("holds only EC parameters, no key".into());
+        return Err(KeyFileError::OnlyParameters);
     }
-    Err(format!(
-        "holds a `{}` block, not a P-256 key (expected EC PRIVATE KEY, PRIVATE KEY or PUBLIC KEY)",
-        blocks[0].label.chars().take(40).collect::<String>()
+    Err(KeyFileError::OtherBlock(
+        blocks[0].label.chars().take(40).collect(),
     ))
 }
 
@@ -247,51 +313,50 @@ fn name_foreign_key(der: &[u8]) -> Option<&'static str> {
 /// Decodes a block's base64 into a buffer that is wiped on drop, sized up
 /// front (base64 is longer than what it encodes) so that the DER of a
 /// private key is never copied into memory that is not wiped.
-fn decode_der(block: &PemBlock) -> Result<(&str, Zeroizing<Vec<u8>>), String> {
+fn decode_der(block: &PemBlock) -> Result<(&str, Zeroizing<Vec<u8>>), KeyFileError> {
     let mut der = Zeroizing::new(vec![0u8; block.text.len()]);
     let (label, len) = pem_rfc7468::decode(block.text.as_bytes(), &mut der)
         .map(|(label, bytes)| (label, bytes.len()))
-        .map_err(|e| format!("malformed `{}` PEM block: {e}", block.label))?;
+        .map_err(|source| KeyFileError::Malformed {
+            label: block.label.clone(),
+            source,
+        })?;
     // Shortening keeps the allocation; Zeroizing wipes all of its capacity.
     der.truncate(len);
     Ok((label, der))
 }
 
-fn parse_block(block: &PemBlock) -> Result<KeyFile, String> {
+fn parse_block(block: &PemBlock) -> Result<KeyFile, KeyFileError> {
     if block.encrypted_headers {
-        return Err("the private key is encrypted with a passphrase; decrypt it with `openssl ec -in FILE -out PLAIN.pem` and keep the result 0600".into());
+        return Err(KeyFileError::EncryptedSec1);
     }
     if !block.complete {
-        return Err(format!(
-            "the `{}` block has no `-----END` line; the file is truncated",
-            block.label
-        ));
+        return Err(KeyFileError::Truncated(block.label.clone()));
     }
     let (label, der) = decode_der(block)?;
     let foreign = |what: &str| match name_foreign_key(&der) {
-        Some(name) => format!(
-            "holds {name}; sqlseal needs a P-256 (prime256v1) key, e.g. from `sqlseal keygen`"
-        ),
-        None => format!("the `{what}` block is not a valid P-256 key"),
+        Some(name) => KeyFileError::ForeignKey(name),
+        None => KeyFileError::NotP256(what.to_owned()),
     };
+    let invalid = |e| KeyFileError::Key(Box::new(e));
     match label {
         "EC PRIVATE KEY" => {
             let secret = p256::SecretKey::from_sec1_der(&der).map_err(|_| foreign(label))?;
             P256Identity::new(secret)
                 .map(KeyFile::Private)
-                .map_err(|e| e.to_string())
+                .map_err(invalid)
         }
         "PRIVATE KEY" => {
             let secret = p256::SecretKey::from_pkcs8_der(&der).map_err(|_| foreign(label))?;
             P256Identity::new(secret)
                 .map(KeyFile::Private)
-                .map_err(|e| e.to_string())
+                .map_err(invalid)
         }
         _ => {
             let public = p256::PublicKey::from_public_key_der(&der).map_err(|_| foreign(label))?;
             P256Recipient::new(public)
                 .map(KeyFile::Public)
-                .map_err(|e| e.to_string())
+                .map_err(invalid)
         }
     }
 }
@@ -353,21 +418,14 @@ mod tests {
 
     #[test]
     fn garbage_is_named() {
-        assert!(
-            parse_key_pem(b"\x00\xff")
-                .expect_err("binary")
-                .contains("binary data")
-        );
-        assert!(
-            parse_key_pem(b"hello")
-                .expect_err("text")
-                .contains("no `-----BEGIN")
-        );
+        let error = |bytes: &[u8]| parse_key_pem(bytes).expect_err("not a key").to_string();
+        assert!(error(b"\x00\xff").contains("binary data"));
+        assert!(error(b"hello").contains("no `-----BEGIN"));
         let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        assert!(
-            parse_key_pem(cert.as_bytes())
-                .expect_err("cert")
-                .contains("certificate")
-        );
+        assert!(matches!(
+            parse_key_pem(cert.as_bytes()),
+            Err(KeyFileError::Certificate)
+        ));
+        assert!(error(cert.as_bytes()).contains("certificate"));
     }
 }

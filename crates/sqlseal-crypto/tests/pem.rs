@@ -165,6 +165,7 @@ fn rejection(name: &str) -> String {
     match err {
         CryptoError::KeyFile { path: p, reason } => {
             assert_eq!(p, path, "{name}: error carries the path");
+            let reason = reason.to_string();
             assert!(message.ends_with(&reason), "{name}: {message}");
             reason
         }

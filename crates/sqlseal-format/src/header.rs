@@ -71,11 +71,19 @@ impl fmt::Display for KeyId {
 }
 
 impl FromStr for KeyId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(KeyId(parse_lower_hex::<8>(s)?))
+    type Err = ParseKeyIdError;
+    fn from_str(s: &str) -> Result<Self, ParseKeyIdError> {
+        parse_lower_hex::<8>(s)
+            .map(KeyId)
+            .map_err(|_| ParseKeyIdError)
     }
 }
+
+/// Text that is not a [`KeyId`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+#[error("expected 16 lowercase hex digits")]
+#[non_exhaustive]
+pub struct ParseKeyIdError;
 
 /// A creation time in UTC with microsecond precision.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -117,9 +125,24 @@ impl fmt::Display for CreatedAt {
     }
 }
 
+/// Text that is not a [`CreatedAt`] in its canonical form.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseCreatedAtError {
+    /// Not of the shape `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+    #[error("expected YYYY-MM-DDTHH:MM:SS.ffffffZ")]
+    Shape,
+    /// The right shape, but not a time jiff accepts.
+    #[error("{0}")]
+    Time(#[source] jiff::Error),
+    /// A time jiff would normalise, such as `23:59:60`.
+    #[error("not a canonical UTC time")]
+    NotCanonical,
+}
+
 impl FromStr for CreatedAt {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseCreatedAtError;
+    fn from_str(s: &str) -> Result<Self, ParseCreatedAtError> {
         let bytes = s.as_bytes();
         let shape_ok = bytes.len() == 27
             && bytes.iter().enumerate().all(|(i, &b)| match i {
@@ -131,13 +154,13 @@ impl FromStr for CreatedAt {
                 _ => b.is_ascii_digit(),
             });
         if !shape_ok {
-            return Err("expected YYYY-MM-DDTHH:MM:SS.ffffffZ".into());
+            return Err(ParseCreatedAtError::Shape);
         }
-        let ts: jiff::Timestamp = s.parse().map_err(|e| format!("{e}"))?;
+        let ts: jiff::Timestamp = s.parse().map_err(ParseCreatedAtError::Time)?;
         let parsed = CreatedAt(ts);
         // Reject values like 23:59:60 that jiff would normalise.
         if parsed.to_string() != s {
-            return Err("not a canonical UTC time".into());
+            return Err(ParseCreatedAtError::NotCanonical);
         }
         Ok(parsed)
     }
@@ -440,8 +463,12 @@ impl<R: BufRead> LineReader<'_, R> {
         }
     }
 
-    fn value<T>(&self, field: &'static str, r: std::result::Result<T, String>) -> Result<T> {
-        r.map_err(|reason| self.invalid(field, reason))
+    fn value<T, E: fmt::Display>(
+        &self,
+        field: &'static str,
+        r: std::result::Result<T, E>,
+    ) -> Result<T> {
+        r.map_err(|reason| self.invalid(field, reason.to_string()))
     }
 }
 
@@ -712,6 +739,17 @@ mod tests {
         ] {
             assert!(bad.parse::<CreatedAt>().is_err(), "{bad}");
         }
+        let month = "2026-13-24T08:00:00.000000Z".parse::<CreatedAt>();
+        let Err(e @ ParseCreatedAtError::Time(_)) = month else {
+            panic!("month 13 is jiff's to refuse: {month:?}");
+        };
+        let cause = std::error::Error::source(&e).expect("jiff's error is the cause");
+        assert_eq!(e.to_string(), cause.to_string());
+        assert!(matches!(
+            "2026-11-24T08:00:00Z".parse::<CreatedAt>(),
+            Err(ParseCreatedAtError::Shape)
+        ));
+        assert!(matches!("00ff".parse::<KeyId>(), Err(ParseKeyIdError)));
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub mod seal;
 
 pub use error::{FormatError, Result};
 pub use header::{
-    BackupId, Compression, CreatedAt, DEFAULT_CHUNK_SIZE, Header, KeyId, MAGIC, Metadata, Stanza,
+    BackupId, Compression, CreatedAt, DEFAULT_CHUNK_SIZE, Header, KeyId, MAGIC, Metadata,
+    ParseCreatedAtError, ParseKeyIdError, Stanza,
 };
 pub use payload::{
     ChunkCipher, DataKey, FrameHeader, FrameReader, ImageDigest, PayloadWriter, SALT_LEN, Trailer,

@@ -1,26 +1,26 @@
-//! Go-style durations: `0`, `500ms`, `90s`, `15m`, `24h`, `1h30m`, `1.5h`.
+//! Durations: a thin wrapper over [`jiff::SignedDuration`] that reads
+//! `0` and the Go-style forms (`500ms`, `90s`, `15m`, `24h`, `1h30m`,
+//! `1.5h`) and refuses negative spans.
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::de::{self, Deserialize, Deserializer, Visitor};
-use serde::{Serialize, Serializer};
+use jiff::SignedDuration;
+use jiff::fmt::friendly::{Designator, Spacing, SpanParser, SpanPrinter};
 
-const NANOS_PER_SEC: u128 = 1_000_000_000;
-/// The largest number of nanoseconds a `std::time::Duration` holds.
-const MAX_NANOS: u128 = (u64::MAX as u128) * NANOS_PER_SEC + (NANOS_PER_SEC - 1);
-/// Fraction digits beyond this many are ignored (they are below a nanosecond
-/// for every unit, and keep the arithmetic far from overflow).
-const MAX_FRACTION_DIGITS: u32 = 19;
+const PARSER: SpanParser = SpanParser::new();
+const PRINTER: SpanPrinter = SpanPrinter::new()
+    .designator(Designator::HumanTime)
+    .spacing(Spacing::None);
 
-/// A non-negative span of time, written the way Go's `time.ParseDuration`
-/// reads it: a sequence of decimal numbers, each with an optional fraction
-/// and a unit (`ns`, `us` or `µs`, `ms`, `s`, `m`, `h`), such as `90s`,
-/// `1h30m` or `1.5h`. A bare `0` is zero. Negative durations are rejected.
+/// A non-negative span of time, such as `90s`, `1h30m` or `1.5h`.
 ///
-/// [`Display`](fmt::Display) writes the shortest exact form made of whole
-/// units (`1h30m`, `500ms`, `1m30s`, `0s`), which parses back to the same
-/// value.
+/// Numbers each take a unit (`ns`, `us` or `µs`, `ms`, `s`, `m`, `h`, or
+/// the longer names jiff's friendly format knows, such as `2 hours`), from
+/// the largest unit down; only the last may have a fraction. A bare `0` is
+/// zero. [`Display`](fmt::Display) writes the shortest exact form made of
+/// whole units (`1h30m`, `500ms`, `1m30s`, `0s`), which parses back to the
+/// same value.
 ///
 /// ```
 /// use sqlseal_params::Duration;
@@ -32,270 +32,89 @@ const MAX_FRACTION_DIGITS: u32 = 19;
 /// # Ok::<(), sqlseal_params::ParseDurationError>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Duration(std::time::Duration);
+pub struct Duration(SignedDuration);
 
 impl Duration {
     /// No time at all; for `Backup.Frequency` it means "never".
-    pub const ZERO: Duration = Duration(std::time::Duration::ZERO);
+    pub const ZERO: Duration = Duration(SignedDuration::ZERO);
 
-    /// Wraps a standard duration.
-    pub const fn from_std(duration: std::time::Duration) -> Self {
-        Duration(duration)
+    /// `secs` seconds and `nanos` nanoseconds, for generated defaults (which
+    /// the code generator has checked are not negative).
+    pub(crate) const fn new(secs: i64, nanos: i32) -> Self {
+        Duration(SignedDuration::new(secs, nanos))
+    }
+
+    /// Wraps a standard duration (saturating at [`SignedDuration::MAX`]).
+    pub fn from_std(duration: std::time::Duration) -> Self {
+        Duration(SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX))
     }
 
     /// The standard duration, for timers and arithmetic.
-    pub const fn as_std(self) -> std::time::Duration {
+    pub fn as_std(self) -> std::time::Duration {
+        // Never negative, so the absolute value is the value.
+        self.0.unsigned_abs()
+    }
+
+    /// The jiff duration, for timestamp arithmetic.
+    pub fn as_jiff(self) -> SignedDuration {
         self.0
     }
 
     /// Whether this is zero.
-    pub const fn is_zero(self) -> bool {
+    pub fn is_zero(self) -> bool {
         self.0.is_zero()
     }
 
-    /// Parses a Go-style duration.
+    /// Parses a duration such as `0`, `500ms`, `90s`, `24h` or `1h30m`.
     ///
     /// # Errors
     ///
     /// [`ParseDurationError`], naming the input and what is wrong with it.
     pub fn parse(text: &str) -> Result<Self, ParseDurationError> {
-        parse_nanos(text.as_bytes())
-            .map(from_nanos)
-            .map_err(|reason| ParseDurationError {
-                input: text.to_owned(),
-                reason,
-            })
-    }
-
-    /// Parses a duration literal at compile time, as generated defaults do:
-    /// `const { Duration::from_literal("24h") }`.
-    ///
-    /// # Panics
-    ///
-    /// If `text` is not a valid duration. In a `const` context that panic is a
-    /// compile error, so use it only with literals there.
-    pub const fn from_literal(text: &'static str) -> Self {
-        match parse_nanos(text.as_bytes()) {
-            Ok(nanos) => from_nanos(nanos),
-            Err(_) => panic!("invalid duration literal"),
+        let input = text.to_owned();
+        if matches!(text, "0" | "+0") {
+            return Ok(Duration::ZERO);
+        }
+        if text.starts_with('-') {
+            return Err(ParseDurationError::Negative(input));
+        }
+        let number = text.trim_start_matches('+');
+        if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(ParseDurationError::MissingUnit(input));
+        }
+        match PARSER.parse_duration(text) {
+            Ok(d) if d.is_negative() => Err(ParseDurationError::Negative(input)),
+            Ok(d) => Ok(Duration(d)),
+            Err(source) => Err(ParseDurationError::Syntax { input, source }),
         }
     }
 }
 
-/// `nanos` is at most [`MAX_NANOS`], so the seconds fit in a `u64` and the
-/// remainder in a `u32`.
-const fn from_nanos(nanos: u128) -> Duration {
-    Duration(std::time::Duration::new(
-        (nanos / NANOS_PER_SEC) as u64,
-        (nanos % NANOS_PER_SEC) as u32,
-    ))
-}
-
-/// What is wrong with a duration; byte offsets point into the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reason {
-    Empty,
-    Negative,
-    /// No digits where a number must start.
-    ExpectedNumber {
-        at: usize,
+/// A string that is not a valid [`Duration`]; each variant holds the string.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseDurationError {
+    /// A negative span (`-5m`, `1h ago`).
+    #[error("invalid duration {0:?}: negative durations are not allowed")]
+    Negative(String),
+    /// A number without a unit, other than `0`.
+    #[error(
+        "invalid duration {0:?}: missing unit after {0:?} (only 0 may omit it); use ns, us, ms, s, m or h"
+    )]
+    MissingUnit(String),
+    /// Not a duration at all; jiff's error says where.
+    #[error("invalid duration {input:?}: write e.g. 0, 500ms, 90s, 15m, 24h or 1h30m")]
+    Syntax {
+        /// The text.
+        input: String,
+        /// What jiff's parser found wrong.
+        source: jiff::Error,
     },
-    /// A number `start..end` with nothing after it.
-    MissingUnit {
-        start: usize,
-        end: usize,
-    },
-    /// Unit text `start..end` that is not a known unit.
-    UnknownUnit {
-        start: usize,
-        end: usize,
-    },
-    TooLarge,
-}
-
-/// A string that is not a valid duration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {}", self.explain())]
-pub struct ParseDurationError {
-    input: String,
-    reason: Reason,
-}
-
-impl ParseDurationError {
-    /// The text that failed to parse.
-    pub fn input(&self) -> &str {
-        &self.input
-    }
-
-    fn explain(&self) -> String {
-        const EXAMPLES: &str = "write e.g. 0, 500ms, 90s, 15m, 24h or 1h30m";
-        const UNITS: &str = "use ns, us, ms, s, m or h";
-        let slice = |start: usize, end: usize| self.input.get(start..end).unwrap_or_default();
-        match self.reason {
-            Reason::Empty => format!("it is empty; {EXAMPLES}"),
-            Reason::Negative => "negative durations are not allowed".to_owned(),
-            Reason::ExpectedNumber { at } => {
-                let rest = self.input.get(at..).unwrap_or_default();
-                if rest.is_empty() {
-                    format!("expected a number at the end; {EXAMPLES}")
-                } else {
-                    format!("expected a number at {rest:?}; {EXAMPLES}")
-                }
-            }
-            Reason::MissingUnit { start, end } => format!(
-                "missing unit after {:?} (only 0 may omit it); {UNITS}",
-                slice(start, end)
-            ),
-            Reason::UnknownUnit { start, end } => {
-                format!("unknown unit {:?}; {UNITS}", slice(start, end))
-            }
-            Reason::TooLarge => "too large".to_owned(),
-        }
-    }
-}
-
-/// Parses into nanoseconds; `const` so that defaults can be checked when
-/// the crate compiles.
-const fn parse_nanos(b: &[u8]) -> Result<u128, Reason> {
-    let len = b.len();
-    if len == 0 {
-        return Err(Reason::Empty);
-    }
-    let mut i = 0;
-    if b[0] == b'-' {
-        return Err(Reason::Negative);
-    }
-    if b[0] == b'+' {
-        i = 1;
-    }
-    if i + 1 == len && b[i] == b'0' {
-        return Ok(0);
-    }
-    if i == len {
-        return Err(Reason::ExpectedNumber { at: i });
-    }
-    let mut total: u128 = 0;
-    while i < len {
-        let start = i;
-        let mut whole: u128 = 0;
-        let mut whole_digits = 0u32;
-        while i < len && b[i].is_ascii_digit() {
-            whole = match whole.checked_mul(10) {
-                Some(v) => v + (b[i] - b'0') as u128,
-                None => return Err(Reason::TooLarge),
-            };
-            // No u128 overflow before this: MAX_NANOS has 29 digits.
-            if whole > MAX_NANOS {
-                return Err(Reason::TooLarge);
-            }
-            whole_digits += 1;
-            i += 1;
-        }
-        let mut fraction: u128 = 0;
-        let mut scale: u128 = 1;
-        let mut fraction_digits = 0u32;
-        if i < len && b[i] == b'.' {
-            i += 1;
-            while i < len && b[i].is_ascii_digit() {
-                if fraction_digits < MAX_FRACTION_DIGITS {
-                    fraction = fraction * 10 + (b[i] - b'0') as u128;
-                    scale *= 10;
-                }
-                fraction_digits += 1;
-                i += 1;
-            }
-        }
-        if whole_digits == 0 && fraction_digits == 0 {
-            return Err(Reason::ExpectedNumber { at: start });
-        }
-        let number_end = i;
-        while i < len && b[i] != b'.' && !b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if number_end == i {
-            return Err(Reason::MissingUnit {
-                start,
-                end: number_end,
-            });
-        }
-        let unit = match unit_nanos(b, number_end, i) {
-            Some(unit) => unit,
-            None => {
-                return Err(Reason::UnknownUnit {
-                    start: number_end,
-                    end: i,
-                });
-            }
-        };
-        // fraction < 10^19 and unit <= 3.6 * 10^12: the product fits in u128.
-        let part = match whole.checked_mul(unit) {
-            Some(v) => v + fraction * unit / scale,
-            None => return Err(Reason::TooLarge),
-        };
-        total = match total.checked_add(part) {
-            Some(v) => v,
-            None => return Err(Reason::TooLarge),
-        };
-        if total > MAX_NANOS {
-            return Err(Reason::TooLarge);
-        }
-    }
-    Ok(total)
-}
-
-/// Nanoseconds per unit for the unit text `b[start..end]`.
-const fn unit_nanos(b: &[u8], start: usize, end: usize) -> Option<u128> {
-    const UNITS: [(&[u8], u128); 8] = [
-        (b"ns", 1),
-        (b"us", 1_000),
-        ("\u{b5}s".as_bytes(), 1_000),
-        ("\u{3bc}s".as_bytes(), 1_000),
-        (b"ms", 1_000_000),
-        (b"s", NANOS_PER_SEC),
-        (b"m", 60 * NANOS_PER_SEC),
-        (b"h", 3_600 * NANOS_PER_SEC),
-    ];
-    let mut u = 0;
-    while u < UNITS.len() {
-        let (name, nanos) = UNITS[u];
-        if name.len() == end - start {
-            let mut k = 0;
-            while k < name.len() && name[k] == b[start + k] {
-                k += 1;
-            }
-            if k == name.len() {
-                return Some(nanos);
-            }
-        }
-        u += 1;
-    }
-    None
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const PARTS: [(u128, &str); 6] = [
-            (3_600 * NANOS_PER_SEC, "h"),
-            (60 * NANOS_PER_SEC, "m"),
-            (NANOS_PER_SEC, "s"),
-            (1_000_000, "ms"),
-            (1_000, "us"),
-            (1, "ns"),
-        ];
-        let mut rest = self.0.as_nanos();
-        if rest == 0 {
-            return f.pad("0s");
-        }
-        let mut text = String::new();
-        for (size, unit) in PARTS {
-            let count = rest / size;
-            if count > 0 {
-                text.push_str(&count.to_string());
-                text.push_str(unit);
-            }
-            rest %= size;
-        }
-        f.pad(&text)
+        f.pad(&PRINTER.duration_to_string(&self.0))
     }
 }
 
@@ -307,65 +126,15 @@ impl FromStr for Duration {
     }
 }
 
-impl From<std::time::Duration> for Duration {
-    fn from(duration: std::time::Duration) -> Self {
-        Duration(duration)
-    }
-}
-
-impl From<Duration> for std::time::Duration {
-    fn from(duration: Duration) -> Self {
-        duration.0
-    }
-}
-
-/// Reads a string, or a bare integer (YAML `Frequency: 0`), which must then
-/// be `0` to be valid.
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DurationVisitor;
-
-        impl Visitor<'_> for DurationVisitor {
-            type Value = Duration;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as 90s, 15m or 24h")
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-                Duration::parse(text).map_err(E::custom)
-            }
-
-            fn visit_u64<E: de::Error>(self, number: u64) -> Result<Duration, E> {
-                self.visit_str(&number.to_string())
-            }
-
-            fn visit_i64<E: de::Error>(self, number: i64) -> Result<Duration, E> {
-                self.visit_str(&number.to_string())
-            }
-
-            fn visit_f64<E: de::Error>(self, number: f64) -> Result<Duration, E> {
-                self.visit_str(&number.to_string())
-            }
-        }
-
-        deserializer.deserialize_any(DurationVisitor)
-    }
-}
-
-/// Writes the [`Display`](fmt::Display) form.
-impl Serialize for Duration {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration as Std;
+
     use proptest::prelude::*;
 
-    fn parse(text: &str) -> std::time::Duration {
+    use super::*;
+
+    fn parse(text: &str) -> Std {
         Duration::parse(text)
             .unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
             .as_std()
@@ -379,63 +148,48 @@ mod tests {
     }
 
     #[test]
-    fn parses_go_style_durations() {
-        use std::time::Duration as Std;
-        assert_eq!(parse("0"), Std::ZERO);
-        assert_eq!(parse("+0"), Std::ZERO);
-        assert_eq!(parse("0s"), Std::ZERO);
-        assert_eq!(parse("500ms"), Std::from_millis(500));
-        assert_eq!(parse("90s"), Std::from_secs(90));
-        assert_eq!(parse("15m"), Std::from_secs(15 * 60));
-        assert_eq!(parse("24h"), Std::from_secs(24 * 3600));
-        assert_eq!(parse("1h30m"), Std::from_secs(5400));
-        assert_eq!(parse("1.5h"), Std::from_secs(5400));
-        assert_eq!(parse(".5s"), Std::from_millis(500));
-        assert_eq!(parse("1.s"), Std::from_secs(1));
-        assert_eq!(parse("2us"), Std::from_micros(2));
-        assert_eq!(parse("2\u{b5}s"), Std::from_micros(2));
-        assert_eq!(parse("2\u{3bc}s"), Std::from_micros(2));
-        assert_eq!(parse("7ns"), Std::from_nanos(7));
-        assert_eq!(parse("1m1m"), Std::from_secs(120));
-        assert_eq!(parse("1.0000000001s"), Std::from_secs(1));
+    fn parses_the_documented_forms() {
+        for (text, expected) in [
+            ("0", Std::ZERO),
+            ("+0", Std::ZERO),
+            ("0s", Std::ZERO),
+            ("500ms", Std::from_millis(500)),
+            ("90s", Std::from_secs(90)),
+            ("15m", Std::from_secs(15 * 60)),
+            ("24h", Std::from_secs(24 * 3600)),
+            ("1h30m", Std::from_secs(5400)),
+            ("1.5h", Std::from_secs(5400)),
+            ("1h 30m", Std::from_secs(5400)),
+            ("2us", Std::from_micros(2)),
+            ("2\u{b5}s", Std::from_micros(2)),
+            ("7ns", Std::from_nanos(7)),
+        ] {
+            assert_eq!(parse(text), expected, "{text}");
+        }
     }
 
     #[test]
     fn rejects_garbage_with_a_clear_message() {
         assert_eq!(
             error("soon"),
-            "invalid duration \"soon\": expected a number at \"soon\"; write e.g. 0, 500ms, 90s, 15m, 24h or 1h30m"
+            "invalid duration \"soon\": write e.g. 0, 500ms, 90s, 15m, 24h or 1h30m"
         );
-        assert_eq!(
-            error("-5m"),
-            "invalid duration \"-5m\": negative durations are not allowed"
-        );
+        for text in ["-5m", "1h ago", "-0s"] {
+            assert_eq!(
+                error(text),
+                format!("invalid duration {text:?}: negative durations are not allowed")
+            );
+        }
         assert_eq!(
             error("90"),
             "invalid duration \"90\": missing unit after \"90\" (only 0 may omit it); use ns, us, ms, s, m or h"
         );
-        assert_eq!(
-            error("3d"),
-            "invalid duration \"3d\": unknown unit \"d\"; use ns, us, ms, s, m or h"
-        );
-        assert!(error("").contains("it is empty"));
-        assert!(error("+").contains("expected a number at the end"));
-        assert!(error("1h30").contains("missing unit after \"30\""));
-        assert!(error(" 1h").contains("expected a number at \" 1h\""));
-        assert!(error("1 h").contains("unknown unit \" h\""));
-        assert!(error(".s").contains("expected a number"));
-        assert!(error("1h.").contains("expected a number at \".\""));
-        assert!(error("99999999999999999999999999999999h").contains("too large"));
-        assert!(error("5124095576030432h").contains("too large"));
-    }
-
-    #[test]
-    fn largest_duration_round_trips_and_one_more_nanosecond_does_not() {
-        let max = Duration::from_std(std::time::Duration::MAX);
-        let text = max.to_string();
-        assert_eq!(Duration::parse(&text), Ok(max));
-        let over = format!("{text}1ns");
-        assert!(error(&over).contains("too large"), "{over}");
+        for text in ["", "+", "3d", "1h30", "30m1h", "99999999999999999999h"] {
+            assert!(error(text).ends_with("write e.g. 0, 500ms, 90s, 15m, 24h or 1h30m"));
+        }
+        let e = Duration::parse("3d").expect_err("days vary in length");
+        let cause = std::error::Error::source(&e).expect("jiff's error is the cause");
+        assert!(cause.to_string().contains("days"), "{cause}");
     }
 
     #[test]
@@ -446,66 +200,16 @@ mod tests {
         assert_eq!(show("90s"), "1m30s");
         assert_eq!(show("1.5s"), "1s500ms");
         assert_eq!(show("36h"), "36h");
+        assert_eq!(show("2us"), "2us");
         assert_eq!(format!("{:>6}", Duration::from_std(parse("15m"))), "   15m");
-    }
-
-    #[test]
-    fn const_literal_matches_parse() {
-        const DAY: Duration = Duration::from_literal("24h");
-        assert_eq!(DAY.as_std(), parse("24h"));
-    }
-
-    #[test]
-    fn deserializes_strings_and_zero() {
-        let d: Duration = serde_norway::from_str("1h30m").expect("string");
-        assert_eq!(d.as_std().as_secs(), 5400);
-        let d: Duration = serde_norway::from_str("0").expect("bare zero");
-        assert!(d.is_zero());
-        let e = serde_norway::from_str::<Duration>("90").expect_err("bare 90");
-        assert!(e.to_string().contains("missing unit"), "{e}");
-        let e = serde_norway::from_str::<Duration>("[1]").expect_err("a list");
-        assert!(e.to_string().contains("a duration such as"), "{e}");
-    }
-
-    /// A duration written as arbitrary whole components in arbitrary order.
-    fn components() -> impl Strategy<Value = (String, u128)> {
-        let unit = prop::sample::select(vec![
-            ("h", 3_600 * NANOS_PER_SEC),
-            ("m", 60 * NANOS_PER_SEC),
-            ("s", NANOS_PER_SEC),
-            ("ms", 1_000_000),
-            ("us", 1_000),
-            ("ns", 1),
-        ]);
-        prop::collection::vec((0u32..100_000, unit), 1..6).prop_map(|parts| {
-            let text = parts
-                .iter()
-                .map(|(n, (u, _))| format!("{n}{u}"))
-                .collect::<String>();
-            let nanos = parts
-                .iter()
-                .map(|(n, (_, size))| u128::from(*n) * size)
-                .sum();
-            (text, nanos)
-        })
     }
 
     proptest! {
         #[test]
-        fn display_then_parse_is_identity(secs in any::<u64>(), nanos in 0u32..1_000_000_000) {
-            let d = Duration::from_std(std::time::Duration::new(secs, nanos));
+        fn display_then_parse_is_identity(secs in 0..i64::MAX, nanos in 0..1_000_000_000i32) {
+            let d = Duration::new(secs, nanos);
             let text = d.to_string();
-            prop_assert_eq!(Duration::parse(&text), Ok(d), "{}", text);
-        }
-
-        #[test]
-        fn parse_then_display_is_canonical((text, nanos) in components()) {
-            let d = Duration::parse(&text).expect("generated text is valid");
-            prop_assert_eq!(d.as_std().as_nanos(), nanos);
-            let canonical = d.to_string();
-            let again = Duration::parse(&canonical).expect("display output parses");
-            prop_assert_eq!(again, d);
-            prop_assert_eq!(again.to_string(), canonical);
+            prop_assert_eq!(Duration::parse(&text).expect("display output parses"), d, "{}", text);
         }
 
         #[test]

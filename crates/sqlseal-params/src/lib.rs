@@ -3,18 +3,20 @@
 //! `docs/parameters.yaml` is the single list of parameters; `cargo xtask
 //! codegen` turns it into the structs of this crate ([`Params`] with one
 //! struct per group: [`Backup`], [`Database`], [`Restore`], [`Status`],
-//! [`Log`], [`S3`]), their defaults, and a table of metadata ([`PARAMS`], one
-//! [`Param`] per parameter) with the environment variable, a setter from text
-//! and a getter to text. The loader here is the hand-written part.
+//! [`Log`], [`S3`]), their defaults, an enum for each parameter with fixed
+//! choices ([`BackupMethod`], [`RestoreOnFailure`], [`LogFormat`]), and the
+//! table [`PARAMS`] (one [`Param`] per parameter: its environment variable,
+//! a setter from text and a getter to text). The loader here is the
+//! hand-written part.
 //!
 //! Which item for which job:
-//! - [`Params::load`]: defaults, then a YAML config file, then environment
-//!   variables; returns [`Loaded`], which remembers where each value came
-//!   from ([`Source`]) and lists everything for `config show`
-//!   ([`Loaded::entries`]).
-//! - [`Param`] / [`find_param`]: one parameter's name, variable, type and
-//!   description, and setting it from text (command-line overrides).
-//! - [`Duration`]: Go-style durations (`90s`, `24h`, `1h30m`).
+//! - [`Params::load`]: the one loader. Defaults, then a YAML config file,
+//!   then environment variables; returns [`Loaded`], which remembers where
+//!   each value came from ([`Source`]) and lists everything for `config
+//!   show` ([`Loaded::entries`]).
+//! - [`Param`]: one parameter's name and variable, and setting it from text.
+//! - [`Duration`]: durations (`0`, `90s`, `24h`, `1h30m`), over
+//!   [`jiff::SignedDuration`].
 //! - [`ByteSize`]: sizes in bytes or binary units (`1048576`, `64KiB`, `1MiB`).
 //!
 //! A config file uses the parameter names as keys, `Group:` then `Field:`.
@@ -24,7 +26,7 @@
 //! comma-separated and booleans are `true`/`false` (or `1`/`0`).
 //!
 //! ```
-//! use sqlseal_params::{Params, Source};
+//! use sqlseal_params::{LogFormat, Params, Source};
 //!
 //! let yaml = "
 //! Backup:
@@ -39,7 +41,7 @@
 //! let loaded = Params::load(Some(yaml), env)?;
 //! assert_eq!(loaded.params.backup.frequency.as_std().as_secs(), 90 * 60);
 //! assert_eq!(loaded.params.backup.keys.len(), 2);
-//! assert_eq!(loaded.params.log.format, "json");
+//! assert_eq!(loaded.params.log.format, LogFormat::Json);
 //! assert_eq!(loaded.source("Backup.Frequency"), Some(Source::File));
 //! assert_eq!(loaded.source("Log.Format"), Some(Source::Env));
 //! assert_eq!(loaded.source("Backup.MaxCount"), Some(Source::Default));
@@ -70,84 +72,58 @@ pub use generated::*;
 pub use size::{ByteSize, ParseSizeError, SIZE_FORMS};
 pub use value::ValueError;
 
-use value::Input;
+use value::{Input, Slot};
 
-/// The type of a parameter, as named in `docs/parameters.yaml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ParamType {
-    /// Text (`String`).
-    String,
-    /// `true` or `false`.
-    Bool,
-    /// A whole number (`u64` or `i64`).
-    Int,
-    /// A Go-style [`Duration`].
-    Duration,
-    /// A [`ByteSize`]: bytes, or a whole number with a binary unit (`1MiB`).
-    Size,
-    /// A path (`PathBuf`).
-    Filename,
-    /// A list of text.
-    StringSlice,
-    /// A list of paths.
-    FilenameSlice,
-}
-
-impl ParamType {
-    /// The name used in `docs/parameters.yaml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParamType::String => "string",
-            ParamType::Bool => "bool",
-            ParamType::Int => "int",
-            ParamType::Duration => "duration",
-            ParamType::Size => "size",
-            ParamType::Filename => "filename",
-            ParamType::StringSlice => "stringSlice",
-            ParamType::FilenameSlice => "filenameSlice",
-        }
-    }
-}
-
-impl fmt::Display for ParamType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-/// One parameter: its name, environment variable, type, description, and
-/// how to set it from text and show it as text.
+/// One parameter: its name, environment variable, and how to set it from
+/// text and show it as text. Its type, default and description are in the
+/// docs of its field (and in `docs/parameters.md`).
+#[derive(Debug)]
 pub struct Param {
     name: &'static str,
     env: &'static str,
-    kind: ParamType,
-    description: &'static str,
-    choices: &'static [&'static str],
     secret: bool,
-    set: fn(&mut Params, Input<'_>) -> Result<(), ValueError>,
-    get: fn(&Params) -> String,
+    min: Option<i128>,
+    max: Option<i128>,
+    get: fn(&Params) -> &dyn Slot,
+    set: fn(&mut Params) -> &mut dyn Slot,
 }
 
 impl Param {
+    /// For the generated table: the parameter `name` (`Group.Field`), read
+    /// from `env`, stored where `get` and `set` reach.
+    const fn new(
+        name: &'static str,
+        env: &'static str,
+        get: fn(&Params) -> &dyn Slot,
+        set: fn(&mut Params) -> &mut dyn Slot,
+    ) -> Self {
+        Param {
+            name,
+            env,
+            secret: false,
+            min: None,
+            max: None,
+            get,
+            set,
+        }
+    }
+
+    /// Inclusive bounds on an int or size.
+    const fn range(self, min: Option<i128>, max: Option<i128>) -> Self {
+        Param { min, max, ..self }
+    }
+
+    /// Marks the value as secret.
+    const fn secret(self) -> Self {
+        Param {
+            secret: true,
+            ..self
+        }
+    }
+
     /// `Group.Field`, e.g. `Backup.Frequency`.
     pub fn name(&self) -> &'static str {
         self.name
-    }
-
-    /// Whether the value is a secret that is never shown.
-    pub fn is_secret(&self) -> bool {
-        self.secret
-    }
-
-    /// The value as `config show` prints it: secrets that are set are masked.
-    pub fn display_value(&self, params: &Params) -> String {
-        let value = (self.get)(params);
-        if self.secret && !value.is_empty() {
-            "********".to_owned()
-        } else {
-            value
-        }
     }
 
     /// The group, e.g. `Backup`.
@@ -169,30 +145,25 @@ impl Param {
         self.env
     }
 
-    /// Its type.
-    pub fn kind(&self) -> ParamType {
-        self.kind
-    }
-
-    /// What it does.
-    pub fn description(&self) -> &'static str {
-        self.description
-    }
-
-    /// The allowed values, or empty when any value of its type is allowed.
-    pub fn choices(&self) -> &'static [&'static str] {
-        self.choices
+    /// Whether the value is a secret that is never shown.
+    pub fn is_secret(&self) -> bool {
+        self.secret
     }
 
     /// Its value in `params`, in the form [`set`](Self::set) reads (lists
     /// comma-separated).
     pub fn get(&self, params: &Params) -> String {
-        (self.get)(params)
+        (self.get)(params).text()
     }
 
-    /// Its default value, as text.
-    pub fn default_value(&self) -> String {
-        (self.get)(&Params::default())
+    /// The value as `config show` prints it: secrets that are set are masked.
+    pub fn display_value(&self, params: &Params) -> String {
+        let value = self.get(params);
+        if self.secret && !value.is_empty() {
+            "********".to_owned()
+        } else {
+            value
+        }
     }
 
     /// Sets it in `params` from text, as an environment variable would.
@@ -202,23 +173,12 @@ impl Param {
     ///
     /// [`ValueError`] when `text` does not fit the parameter.
     pub fn set(&self, params: &mut Params, text: &str) -> Result<(), ValueError> {
-        (self.set)(params, Input::Text(text))
+        self.set_input(params, Input::Text(text))
     }
-}
 
-impl fmt::Debug for Param {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Param")
-            .field("name", &self.name)
-            .field("env", &self.env)
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
+    fn set_input(&self, params: &mut Params, input: Input<'_>) -> Result<(), ValueError> {
+        (self.set)(params).set(input, self.min, self.max)
     }
-}
-
-/// The parameter called `name` (`Group.Field`, case-sensitive).
-pub fn find_param(name: &str) -> Option<&'static Param> {
-    PARAMS.iter().find(|param| param.name == name)
 }
 
 /// Reads a variable from the process environment, for [`Params::load`].
@@ -238,20 +198,14 @@ pub enum Source {
     Env,
 }
 
-impl Source {
-    /// `default`, `file` or `env`.
-    pub fn as_str(self) -> &'static str {
-        match self {
+/// `default`, `file` or `env`.
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
             Source::Default => "default",
             Source::File => "file",
             Source::Env => "env",
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
+        })
     }
 }
 
@@ -299,7 +253,7 @@ impl Loaded {
 pub enum ParamsError {
     /// The config file is not YAML.
     #[error("config file is not valid YAML: {0}")]
-    Syntax(serde_norway::Error),
+    Syntax(#[source] serde_norway::Error),
     /// The config file is YAML but not a mapping of groups.
     #[error("config file must be a mapping of groups (Backup:, Database:, ...), found {found}")]
     NotAMapping {
@@ -334,6 +288,7 @@ pub enum ParamsError {
         /// The parameter, e.g. `Backup.Frequency`.
         name: &'static str,
         /// What is wrong with the value.
+        #[source]
         error: ValueError,
     },
     /// An environment variable whose value does not fit its parameter.
@@ -344,6 +299,7 @@ pub enum ParamsError {
         /// The parameter it sets.
         name: &'static str,
         /// What is wrong with the value.
+        #[source]
         error: ValueError,
     },
 }
@@ -371,11 +327,13 @@ impl Params {
         }
         for param in &PARAMS {
             if let Some(text) = env(param.env) {
-                (param.set)(&mut params, Input::Text(&text)).map_err(|error| ParamsError::Env {
-                    var: param.env,
-                    name: param.name,
-                    error,
-                })?;
+                param
+                    .set_input(&mut params, Input::Text(&text))
+                    .map_err(|error| ParamsError::Env {
+                        var: param.env,
+                        name: param.name,
+                        error,
+                    })?;
                 sources.insert(param.name, Source::Env);
             }
         }
@@ -428,10 +386,12 @@ fn apply_file(
                     group,
                     field: key_text(&key),
                 })?;
-            (param.set)(params, Input::Yaml(value)).map_err(|error| ParamsError::File {
-                name: param.name,
-                error,
-            })?;
+            param
+                .set_input(params, Input::Yaml(value))
+                .map_err(|error| ParamsError::File {
+                    name: param.name,
+                    error,
+                })?;
             sources.insert(param.name, Source::File);
         }
     }
@@ -448,7 +408,7 @@ fn key_text(key: &Value) -> String {
     }
 }
 
-fn describe(value: &Value) -> &'static str {
+pub(crate) fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "nothing",
         Value::Bool(_) => "a boolean",
@@ -466,284 +426,193 @@ mod tests {
 
     use super::*;
 
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
     fn load(yaml: &str) -> Loaded {
-        Params::load(Some(yaml), no_env).unwrap_or_else(|e| panic!("{yaml}\n{e}"))
+        Params::load(Some(yaml), |_| None).unwrap_or_else(|e| panic!("{yaml}\n{e}"))
     }
 
-    fn load_err(yaml: &str) -> String {
-        match Params::load(Some(yaml), no_env) {
-            Ok(loaded) => panic!("{yaml}\nshould fail, got {:?}", loaded.params),
-            Err(e) => e.to_string(),
-        }
+    /// Loads `yaml` with one environment variable set.
+    fn load_with(yaml: &str, var: &str, value: &str) -> Result<Loaded, ParamsError> {
+        Params::load(Some(yaml), |name| (name == var).then(|| value.to_owned()))
     }
 
-    fn env_err(var: &'static str, value: &'static str) -> String {
-        let env = |name: &str| (name == var).then(|| value.to_owned());
-        match Params::load(None, env) {
-            Ok(loaded) => panic!("{var}={value} should fail, got {:?}", loaded.params),
-            Err(e) => e.to_string(),
-        }
+    fn param(name: &str) -> &'static Param {
+        let found = PARAMS.iter().find(|p| p.name() == name);
+        found.unwrap_or_else(|| panic!("{name} exists"))
     }
 
     #[test]
     fn defaults_come_from_parameters_yaml() {
-        let loaded = Params::load(None, no_env).expect("defaults load");
+        let loaded = Params::load(None, |_| None).expect("defaults load");
         let p = &loaded.params;
         assert_eq!(*p, Params::default());
         assert_eq!(p.backup.location, PathBuf::from("./backups"));
-        assert_eq!(
-            p.backup.frequency.as_std(),
-            std::time::Duration::from_secs(24 * 3600)
-        );
+        assert_eq!(p.backup.frequency.as_std().as_secs(), 24 * 3600);
         assert_eq!(p.backup.max_count, 10);
-        assert!(p.backup.keys.is_empty() && p.backup.recipients.is_empty());
-        assert!(p.backup.trust.is_empty() && p.database.paths.is_empty());
-        assert_eq!(p.backup.method, "dbpage");
+        assert!(p.backup.keys.is_empty() && p.database.paths.is_empty());
+        assert_eq!(p.backup.method, BackupMethod::Dbpage);
         assert_eq!(p.backup.chunk_size.bytes(), 1 << 20);
         assert_eq!(p.backup.temp_dir, PathBuf::new());
-        assert!(p.restore.auto);
-        assert_eq!(p.restore.on_failure, "fail");
-        assert_eq!(p.status.file, PathBuf::new());
-        assert_eq!(p.log.format, "text");
+        assert!(p.restore.auto && p.s3.path_style && !p.s3.allow_http);
+        assert_eq!(p.restore.on_failure, RestoreOnFailure::Fail);
+        assert_eq!(p.log.format, LogFormat::Text);
         assert_eq!(loaded.sources.len(), PARAMS.len());
         assert!(loaded.sources.values().all(|s| *s == Source::Default));
     }
 
     #[test]
     fn every_parameter_reads_back_its_own_text() {
-        for param in &PARAMS {
+        for param in PARAMS.iter() {
             let mut params = Params::default();
-            let text = param.default_value();
-            param
-                .set(&mut params, &text)
-                .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", param.name()));
+            let text = param.get(&params);
+            let set = param.set(&mut params, &text);
+            set.unwrap_or_else(|e| panic!("{}: {text:?}: {e}", param.name()));
             assert_eq!(params, Params::default(), "{}", param.name());
-            assert_eq!(find_param(param.name()).map(Param::env), Some(param.env()));
             let expected_env = format!("SQLSEAL_{}", param.name().to_uppercase().replace('.', "_"));
             assert_eq!(param.env(), expected_env);
             assert!(GROUPS.contains(&param.group()), "{}", param.name());
-            assert!(!param.description().is_empty());
         }
-        assert!(find_param("Backup.Colour").is_none());
+    }
+
+    /// Text forms, as the file or the environment gives them, and the text
+    /// `config show` prints back.
+    #[test]
+    fn values_are_read_from_the_file_and_the_environment() {
+        let cases = [
+            ("Backup.Frequency", "1h30m", "1h30m"),
+            ("Backup.Frequency", "90m", "1h30m"),
+            ("Backup.Frequency", "0", "0s"),
+            ("Backup.ChunkSize", "64KiB", "64KiB"),
+            ("Backup.ChunkSize", "4 MiB", "4MiB"),
+            ("Backup.ChunkSize", "65536", "64KiB"),
+            ("Backup.MaxCount", "7", "7"),
+            ("Backup.Method", "backup-api", "backup-api"),
+            ("Restore.Auto", "false", "false"),
+            ("Backup.Location", "2024", "2024"),
+            ("Database.Paths", "[x.db, y.db]", "x.db,y.db"),
+        ];
+        for (name, text, shown) in cases {
+            let (group, field) = name.split_once('.').expect("Group.Field");
+            let loaded = load(&format!("{group}:\n  {field}: {text}\n"));
+            assert_eq!(param(name).get(&loaded.params), shown, "{name}: {text}");
+            assert_eq!(loaded.source(name), Some(Source::File));
+        }
+        #[rustfmt::skip]
+        let env_cases = [
+            ("Backup.ChunkSize", "4 MiB", "4MiB"),
+            ("Database.Paths", " x.db, y.db ,,", "x.db,y.db"),
+            ("Database.Paths", "", ""),
+            ("Restore.Auto", "0", "false"),
+            ("Restore.Auto", "TRUE", "true"),
+            ("Log.Format", "json", "json"),
+        ];
+        for (name, text, shown) in env_cases {
+            let loaded = load_with("", param(name).env(), text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(param(name).get(&loaded.params), shown, "{name}: {text}");
+            assert_eq!(loaded.source(name), Some(Source::Env));
+        }
     }
 
     #[test]
-    fn sizes_take_binary_units_in_the_file_and_the_environment() {
-        let loaded = load("Backup:\n  ChunkSize: 64KiB\n");
-        assert_eq!(loaded.params.backup.chunk_size.bytes(), 64 << 10);
-        let env = |name: &str| (name == "SQLSEAL_BACKUP_CHUNKSIZE").then(|| "4 MiB".to_owned());
-        let loaded = Params::load(None, env).expect("4 MiB is a size");
-        assert_eq!(loaded.params.backup.chunk_size.bytes(), 4 << 20);
-        let shown = find_param("Backup.ChunkSize")
-            .expect("ChunkSize exists")
-            .get(&loaded.params);
-        assert_eq!(shown, "4MiB");
-        let env = |name: &str| (name == "SQLSEAL_BACKUP_CHUNKSIZE").then(|| "1MB".to_owned());
-        let err = Params::load(None, env).expect_err("1MB is ambiguous");
-        assert_eq!(
-            err.to_string(),
-            "SQLSEAL_BACKUP_CHUNKSIZE (Backup.ChunkSize): invalid size \"1MB\": unit \"MB\" is ambiguous (1000 or 1024?); write bytes (1048576) or a whole number with B, KiB, MiB, GiB or TiB (64KiB, 1MiB, 4 MiB)"
-        );
-        let err = Params::load(Some("Backup:\n  ChunkSize: 32MiB\n"), |_| None)
-            .expect_err("above the maximum");
-        assert_eq!(
-            err.to_string(),
-            "Backup.ChunkSize: 33554432 is out of range; use 4096 to 16777216"
-        );
-    }
-
-    #[test]
-    fn file_values_override_defaults_and_are_marked_file() {
-        let loaded = load(
-            "Backup:\n  Location: /srv/backups\n  Frequency: 15m\n  MaxCount: 0\n  \
-             Keys: [a.pem, b.pem]\n  Method: vacuum\n  ChunkSize: 4096\n\
-             Database:\n  Paths:\n    - one.db\n    - two.db\nRestore:\n  Auto: false\n",
-        );
+    fn environment_overrides_the_file_which_overrides_the_defaults() {
+        let yaml = "Backup:\n  Frequency: 5m\n  TempDir: /var/tmp\n  Method: vacuum\n\
+                    Database:\n  Paths: [z.db]\n";
+        let loaded = load_with(yaml, "SQLSEAL_BACKUP_TEMPDIR", "").expect("loads");
         let p = &loaded.params;
-        assert_eq!(p.backup.location, PathBuf::from("/srv/backups"));
-        assert_eq!(p.backup.frequency.as_std().as_secs(), 900);
-        assert_eq!(p.backup.max_count, 0);
-        assert_eq!(
-            p.backup.keys,
-            [PathBuf::from("a.pem"), PathBuf::from("b.pem")]
-        );
-        assert_eq!(p.backup.method, "vacuum");
-        assert_eq!(p.backup.chunk_size.bytes(), 4096);
-        assert_eq!(p.database.paths.len(), 2);
-        assert!(!p.restore.auto);
-        for name in [
-            "Backup.Location",
-            "Backup.Keys",
-            "Database.Paths",
-            "Restore.Auto",
-        ] {
-            assert_eq!(loaded.source(name), Some(Source::File), "{name}");
-        }
-        for name in ["Backup.Trust", "Log.Format", "Restore.OnFailure"] {
-            assert_eq!(loaded.source(name), Some(Source::Default), "{name}");
-        }
-        assert_eq!(loaded.source("No.Such"), None);
-    }
-
-    #[test]
-    fn environment_overrides_the_file() {
-        let env = |name: &str| match name {
-            "SQLSEAL_BACKUP_FREQUENCY" => Some("1h30m".to_owned()),
-            "SQLSEAL_DATABASE_PATHS" => Some("x.db, y.db".to_owned()),
-            "SQLSEAL_RESTORE_AUTO" => Some("0".to_owned()),
-            "SQLSEAL_BACKUP_TEMPDIR" => Some(String::new()),
-            _ => None,
-        };
-        let yaml = "Backup:\n  Frequency: 5m\n  TempDir: /var/tmp\nDatabase:\n  Paths: [z.db]\n";
-        let loaded = Params::load(Some(yaml), env).expect("loads");
-        let p = &loaded.params;
-        assert_eq!(p.backup.frequency.as_std().as_secs(), 5400);
-        assert_eq!(
-            p.database.paths,
-            [PathBuf::from("x.db"), PathBuf::from("y.db")]
-        );
-        assert!(!p.restore.auto);
+        assert_eq!(p.backup.frequency.as_std().as_secs(), 300);
+        assert_eq!(p.backup.method, BackupMethod::Vacuum);
         assert_eq!(p.backup.temp_dir, PathBuf::new());
-        for name in [
-            "Backup.Frequency",
-            "Database.Paths",
-            "Restore.Auto",
-            "Backup.TempDir",
-        ] {
-            assert_eq!(loaded.source(name), Some(Source::Env), "{name}");
-        }
+        assert_eq!(p.database.paths, [PathBuf::from("z.db")]);
+        assert_eq!(loaded.source("Backup.TempDir"), Some(Source::Env));
+        assert_eq!(loaded.source("Backup.Frequency"), Some(Source::File));
+        assert_eq!(loaded.source("Log.Format"), Some(Source::Default));
+        assert_eq!(loaded.source("No.Such"), None);
         let rows: Vec<Entry> = loaded.entries().collect();
         assert_eq!(rows.len(), PARAMS.len());
         assert_eq!(rows[0].param.name(), "Backup.Location");
-        let paths = rows
-            .iter()
-            .find(|r| r.param.name() == "Database.Paths")
-            .expect("listed");
+        let freq = &rows[1];
         assert_eq!(
-            (paths.value.as_str(), paths.source),
-            ("x.db,y.db", Source::Env)
-        );
-        let freq = rows
-            .iter()
-            .find(|r| r.param.name() == "Backup.Frequency")
-            .expect("listed");
-        assert_eq!(
-            (freq.value.as_str(), freq.source.as_str()),
-            ("1h30m", "env")
+            (
+                freq.param.name(),
+                freq.value.as_str(),
+                freq.source.to_string()
+            ),
+            ("Backup.Frequency", "5m", "file".to_owned())
         );
     }
 
     #[test]
-    fn unknown_keys_are_rejected_by_name() {
+    fn secrets_are_masked_when_set() {
+        let loaded = load_with("", "SQLSEAL_S3_SECRETACCESSKEY", "hunter2").expect("loads");
+        let row = loaded
+            .entries()
+            .find(|e| e.param.is_secret())
+            .expect("a secret");
         assert_eq!(
-            load_err("Backup:\n  Colour: blue\n"),
-            "unknown field Colour in Backup"
+            (row.param.name(), row.value.as_str()),
+            ("S3.SecretAccessKey", "********")
         );
-        assert_eq!(
-            load_err("Database:\n  Location: x\n"),
-            "unknown field Location in Database"
-        );
-        assert_eq!(
-            load_err("Backup:\n  location: x\n"),
-            "unknown field location in Backup"
-        );
-        assert_eq!(load_err("Backup:\n  1: x\n"), "unknown field 1 in Backup");
-        assert_eq!(
-            load_err("Colour:\n  Hue: red\n"),
-            "unknown group Colour in config file; groups are Backup, Database, Restore, Status, Log, S3"
-        );
+        let row = load("")
+            .entries()
+            .find(|e| e.param.is_secret())
+            .expect("a secret");
+        assert_eq!(row.value, "");
+    }
+
+    /// Each error names the group, field, parameter or variable at fault;
+    /// `...` ends a message that continues with the YAML reader's words.
+    #[test]
+    fn errors_name_what_is_at_fault() {
+        #[rustfmt::skip]
+        let file_cases = [
+            ("Backup:\n  Colour: blue\n", "unknown field Colour in Backup"),
+            ("Database:\n  Location: x\n", "unknown field Location in Database"),
+            ("Backup:\n  location: x\n", "unknown field location in Backup"),
+            ("Backup:\n  1: x\n", "unknown field 1 in Backup"),
+            ("Colour:\n  Hue: red\n", "unknown group Colour in config file; groups are Backup, Database, ..."),
+            ("- Backup\n", "config file must be a mapping of groups (Backup:, Database:, ...), found a list"),
+            ("Backup: [1]\n", "Backup must be a mapping of fields, found a list"),
+            ("Backup:\n", "Backup must be a mapping of fields, found nothing"),
+            ("Backup:\n  Location: a\n  Location: b\n", "config file is not valid YAML: Backup: duplicate entry with key \"Location\"..."),
+            ("Backup:\n  Location: [\n", "config file is not valid YAML: ..."),
+            ("Backup:\n  Frequency: soon\n", "Backup.Frequency: invalid duration \"soon\": write e.g. 0, 500ms, 90s, 15m, 24h or 1h30m"),
+            ("Backup:\n  Frequency: 90\n", "Backup.Frequency: invalid duration \"90\": missing unit after \"90\" (only 0 may omit it); use ns, us, ms, s, m or h"),
+            ("Backup:\n  Method: gzip\n", "Backup.Method: \"gzip\" is not allowed; use one of dbpage, backup-api, vacuum"),
+            ("Backup:\n  ChunkSize: 100\n", "Backup.ChunkSize: 100 is out of range; use 4096 to 16777216"),
+            ("Backup:\n  ChunkSize: 32MiB\n", "Backup.ChunkSize: 33554432 is out of range; use 4096 to 16777216"),
+            ("Backup:\n  MaxCount: -1\n", "Backup.MaxCount: invalid value: integer `-1`..."),
+            ("Backup:\n  Keys: a.pem\n", "Backup.Keys: expected a list, found a string"),
+            ("Restore:\n  Auto: yes\n", "Restore.Auto: invalid type: string \"yes\"..."),
+            ("Status:\n  File:\n", "Status.File: invalid type: unit value..."),
+        ];
+        #[rustfmt::skip]
+        let env_cases = [
+            ("SQLSEAL_BACKUP_FREQUENCY", "-1h", "SQLSEAL_BACKUP_FREQUENCY (Backup.Frequency): invalid duration \"-1h\": negative durations are not allowed"),
+            ("SQLSEAL_LOG_FORMAT", "xml", "SQLSEAL_LOG_FORMAT (Log.Format): \"xml\" is not allowed; use one of text, json"),
+            ("SQLSEAL_BACKUP_MAXCOUNT", "ten", "SQLSEAL_BACKUP_MAXCOUNT (Backup.MaxCount): invalid integer \"ten\": ..."),
+            ("SQLSEAL_RESTORE_AUTO", "maybe", "SQLSEAL_RESTORE_AUTO (Restore.Auto): invalid boolean \"maybe\"; use true or false"),
+            ("SQLSEAL_BACKUP_CHUNKSIZE", "1MB", "SQLSEAL_BACKUP_CHUNKSIZE (Backup.ChunkSize): invalid size \"1MB\": unit \"MB\" is ambiguous (1000 or 1024?); write bytes (1048576) or a whole number with B, KiB, MiB, GiB or TiB (64KiB, 1MiB, 4 MiB)"),
+        ];
+        let errors = file_cases
+            .map(|(yaml, expected)| (load_with(yaml, "", ""), expected))
+            .into_iter()
+            .chain(env_cases.map(|(var, value, expected)| (load_with("", var, value), expected)));
+        for (result, expected) in errors {
+            let message = match result {
+                Ok(loaded) => panic!("{expected}: loaded {:?}", loaded.params),
+                Err(e) => e.to_string(),
+            };
+            match expected.strip_suffix("...") {
+                Some(start) => assert!(message.starts_with(start), "{message}"),
+                None => assert_eq!(message, expected),
+            }
+        }
     }
 
     #[test]
-    fn bad_values_name_the_parameter() {
-        let e = load_err("Backup:\n  Frequency: soon\n");
-        assert!(
-            e.starts_with("Backup.Frequency: invalid duration \"soon\": "),
-            "{e}"
-        );
-        let e = load_err("Backup:\n  Frequency: 90\n");
-        assert!(
-            e.starts_with("Backup.Frequency: invalid duration \"90\": missing unit"),
-            "{e}"
-        );
-        assert_eq!(
-            load_err("Backup:\n  Method: gzip\n"),
-            "Backup.Method: \"gzip\" is not allowed; use one of dbpage, backup-api, vacuum"
-        );
-        assert_eq!(
-            load_err("Backup:\n  ChunkSize: 100\n"),
-            "Backup.ChunkSize: 100 is out of range; use 4096 to 16777216"
-        );
-        let e = load_err("Backup:\n  MaxCount: -1\n");
-        assert!(
-            e.starts_with("Backup.MaxCount: invalid value: integer `-1`"),
-            "{e}"
-        );
-        let e = load_err("Backup:\n  Keys: a.pem\n");
-        assert!(
-            e.starts_with("Backup.Keys: invalid type: string \"a.pem\", expected a list"),
-            "{e}"
-        );
-        let e = load_err("Restore:\n  Auto: yes\n");
-        assert!(
-            e.starts_with("Restore.Auto: invalid type: string \"yes\""),
-            "{e}"
-        );
-        let e = load_err("Status:\n  File:\n");
-        assert!(
-            e.starts_with("Status.File: invalid type: unit value"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn bad_environment_values_name_the_variable() {
-        let e = env_err("SQLSEAL_BACKUP_FREQUENCY", "-1h");
-        assert_eq!(
-            e,
-            "SQLSEAL_BACKUP_FREQUENCY (Backup.Frequency): invalid duration \"-1h\": negative durations are not allowed"
-        );
-        let e = env_err("SQLSEAL_LOG_FORMAT", "xml");
-        assert_eq!(
-            e,
-            "SQLSEAL_LOG_FORMAT (Log.Format): \"xml\" is not allowed; use one of text, json"
-        );
-        let e = env_err("SQLSEAL_BACKUP_MAXCOUNT", "ten");
-        assert!(
-            e.starts_with("SQLSEAL_BACKUP_MAXCOUNT (Backup.MaxCount): invalid integer \"ten\""),
-            "{e}"
-        );
-        let e = env_err("SQLSEAL_RESTORE_AUTO", "maybe");
-        assert_eq!(
-            e,
-            "SQLSEAL_RESTORE_AUTO (Restore.Auto): invalid boolean \"maybe\"; use true or false"
-        );
-    }
-
-    #[test]
-    fn file_shape_errors() {
-        let e = load_err("- Backup\n");
-        assert_eq!(
-            e,
-            "config file must be a mapping of groups (Backup:, Database:, ...), found a list"
-        );
-        assert_eq!(
-            load_err("Backup: [1]\n"),
-            "Backup must be a mapping of fields, found a list"
-        );
-        assert_eq!(
-            load_err("Backup:\n"),
-            "Backup must be a mapping of fields, found nothing"
-        );
-        let e = load_err("Backup:\n  Location: a\n  Location: b\n");
-        assert!(e.starts_with("config file is not valid YAML: "), "{e}");
-        assert!(e.contains("duplicate"), "{e}");
-        let e = load_err("Backup:\n  Location: [\n");
-        assert!(e.starts_with("config file is not valid YAML: "), "{e}");
+    fn bounds_say_what_is_allowed() {
+        let e = |min, max| ValueError::OutOfRange { value: 9, min, max }.to_string();
+        assert_eq!(e(Some(10), None), "9 is out of range; use at least 10");
+        assert_eq!(e(None, Some(8)), "9 is out of range; use at most 8");
     }
 
     #[test]
@@ -753,56 +622,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn scalars_in_string_fields_are_text() {
-        let loaded = load("Backup:\n  Location: 2024\n  Frequency: 0\n");
-        assert_eq!(loaded.params.backup.location, PathBuf::from("2024"));
-        assert!(loaded.params.backup.frequency.is_zero());
-    }
-
-    /// The derived `Deserialize` and the loader read files the same way.
-    #[test]
-    fn derived_deserialize_agrees_with_the_loader() {
-        let yaml = "Backup:\n  Frequency: 1h\n  Keys: [k.pem]\n  ChunkSize: 65536\n\
-                    Log:\n  Format: json\n";
-        let derived: Params = serde_norway::from_str(yaml).expect("derive reads it");
-        assert_eq!(derived, load(yaml).params);
-
-        let e = serde_norway::from_str::<Params>("Backup:\n  Colour: blue\n").expect_err("unknown");
-        assert!(e.to_string().contains("unknown field `Colour`"), "{e}");
-        let e = serde_norway::from_str::<Params>("Backup:\n  Method: gzip\n").expect_err("choice");
-        assert!(e.to_string().contains("\"gzip\" is not allowed"), "{e}");
-        let e = serde_norway::from_str::<Params>("Backup:\n  ChunkSize: 1\n").expect_err("range");
-        assert!(e.to_string().contains("out of range"), "{e}");
-        let e = serde_norway::from_str::<Params>("Backup:\n  Frequency: soon\n").expect_err("dur");
-        assert!(e.to_string().contains("invalid duration \"soon\""), "{e}");
-    }
-
     /// The example in docs/parameters.md is a valid config file that sets
     /// every parameter to its default.
     #[test]
     fn documented_example_loads() {
         let doc = include_str!("../../../docs/parameters.md");
-        let start = doc.find("```yaml\n").expect("the doc has a YAML example") + "```yaml\n".len();
-        let len = doc[start..]
-            .find("```")
+        let (_, example) = doc
+            .split_once("```yaml\n")
+            .expect("the doc has a YAML example");
+        let (example, _) = example
+            .split_once("```")
             .expect("the YAML example is closed");
-        let loaded = load(&doc[start..start + len]);
+        let loaded = load(example);
         assert_eq!(loaded.params, Params::default());
         assert!(loaded.sources.values().all(|s| *s == Source::File));
-        let derived: Params = serde_norway::from_str(&doc[start..start + len]).expect("derive");
-        assert_eq!(derived, Params::default());
     }
 
     #[test]
     fn set_from_text_checks_before_storing() {
-        let method = find_param("Backup.Method").expect("exists");
-        assert_eq!(method.kind(), ParamType::String);
-        assert_eq!(method.choices(), ["dbpage", "backup-api", "vacuum"]);
+        let method = param("Backup.Method");
+        assert_eq!(BackupMethod::CHOICES, ["dbpage", "backup-api", "vacuum"]);
         let mut params = Params::default();
         assert!(method.set(&mut params, "gzip").is_err());
-        assert_eq!(params.backup.method, "dbpage");
+        assert_eq!(params.backup.method, BackupMethod::Dbpage);
         method.set(&mut params, "backup-api").expect("a choice");
+        assert_eq!(params.backup.method, BackupMethod::BackupApi);
         assert_eq!(method.get(&params), "backup-api");
     }
 }

@@ -4,9 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
-
 /// A size in bytes.
 ///
 /// Written as a whole number of bytes (`1048576`), optionally followed by a
@@ -163,65 +160,6 @@ impl FromStr for ByteSize {
     }
 }
 
-impl From<u64> for ByteSize {
-    fn from(bytes: u64) -> Self {
-        ByteSize(bytes)
-    }
-}
-
-impl From<ByteSize> for u64 {
-    fn from(size: ByteSize) -> Self {
-        size.0
-    }
-}
-
-/// For range checks of size parameters.
-impl From<ByteSize> for i128 {
-    fn from(size: ByteSize) -> Self {
-        i128::from(size.0)
-    }
-}
-
-/// Reads a string (`1MiB`) or a bare integer of bytes (`1048576`).
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SizeVisitor;
-
-        impl Visitor<'_> for SizeVisitor {
-            type Value = ByteSize;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size such as 1048576, 64KiB or 1MiB")
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
-                ByteSize::parse(text).map_err(E::custom)
-            }
-
-            fn visit_u64<E: de::Error>(self, number: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(number))
-            }
-
-            fn visit_i64<E: de::Error>(self, number: i64) -> Result<ByteSize, E> {
-                self.visit_str(&number.to_string())
-            }
-
-            fn visit_f64<E: de::Error>(self, number: f64) -> Result<ByteSize, E> {
-                self.visit_str(&number.to_string())
-            }
-        }
-
-        deserializer.deserialize_any(SizeVisitor)
-    }
-}
-
-/// Writes the [`Display`](fmt::Display) form.
-impl Serialize for ByteSize {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,16 +216,6 @@ mod tests {
         assert_eq!(ByteSize::new(1 << 20).to_string(), "1MiB");
         assert_eq!(ByteSize::new(3 << 19).to_string(), "1536KiB");
         assert_eq!(ByteSize::new(u64::MAX).to_string(), u64::MAX.to_string());
-    }
-
-    #[test]
-    fn deserializes_numbers_and_strings() {
-        let size: ByteSize = serde_norway::from_str("1048576").expect("number");
-        assert_eq!(size.bytes(), 1 << 20);
-        let size: ByteSize = serde_norway::from_str("64KiB").expect("string");
-        assert_eq!(size.bytes(), 64 << 10);
-        let e = serde_norway::from_str::<ByteSize>("1MB").expect_err("ambiguous");
-        assert!(e.to_string().contains("ambiguous"), "{e}");
     }
 
     proptest! {

@@ -5,17 +5,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sqlseal_crypto::{
-    Keyring, P256Identity, P256Recipient, load_identity_file, load_recipient_file,
+    CryptoError, Keyring, P256Identity, P256Recipient, load_identity_file, load_recipient_file,
 };
 use sqlseal_format::KeyId;
-use sqlseal_params::Params;
+use sqlseal_params::{BackupMethod, Params, RestoreOnFailure};
 
 use crate::names;
 use crate::retention::RetentionPolicy;
 use sqlseal_source::Method;
-use sqlseal_store::{BackupStore, S3Settings, is_url, open_store};
+use sqlseal_store::{BackupStore, S3Settings, StoreError, is_url, open_store};
 
-/// A configuration that cannot run, naming the parameter at fault.
+/// A configuration that cannot run, naming the parameter at fault and
+/// keeping the error that made it so.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -26,6 +27,44 @@ pub enum ConfigError {
         param: &'static str,
         /// What is wrong and what to do.
         reason: String,
+    },
+    /// A key file of `Backup.Keys`, `Backup.Recipients` or `Backup.Trust`
+    /// cannot be loaded.
+    #[error("{param}: {source}")]
+    Key {
+        /// The parameter.
+        param: &'static str,
+        /// Why the key cannot be loaded.
+        source: CryptoError,
+    },
+    /// The backup store at `Backup.Location` cannot be opened or listed.
+    #[error("{param}: {source}")]
+    Store {
+        /// The parameter.
+        param: &'static str,
+        /// Why the store cannot be used.
+        source: StoreError,
+    },
+    /// A directory of `Backup.Location` or `Backup.TempDir` cannot be created.
+    #[error("{param}: cannot create directory {}: {source}", .dir.display())]
+    CreateDir {
+        /// The parameter.
+        param: &'static str,
+        /// The directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// No file can be created in a directory of `Backup.Location` or
+    /// `Backup.TempDir`.
+    #[error("{param}: directory {} is not writable: {source}", .dir.display())]
+    NotWritable {
+        /// The parameter.
+        param: &'static str,
+        /// The directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
     },
 }
 
@@ -139,8 +178,7 @@ impl Settings {
         }
         let mut identities = Vec::new();
         for path in &b.keys {
-            let (identity, w) =
-                load_identity_file(path).map_err(|e| invalid("Backup.Keys", e.to_string()))?;
+            let (identity, w) = load_identity_file(path).map_err(key_error("Backup.Keys"))?;
             warnings.extend(w);
             identities.push(identity);
         }
@@ -154,14 +192,12 @@ impl Settings {
             add(identity.recipient().clone());
         }
         for path in &b.recipients {
-            add(load_recipient_file(path)
-                .map_err(|e| invalid("Backup.Recipients", e.to_string()))?);
+            add(load_recipient_file(path).map_err(key_error("Backup.Recipients"))?);
         }
         let mut keyring = Keyring::new();
         let mut restore_signers: Vec<KeyId> = identities.iter().map(|i| i.key_id()).collect();
         for path in &b.trust {
-            let trusted =
-                load_recipient_file(path).map_err(|e| invalid("Backup.Trust", e.to_string()))?;
+            let trusted = load_recipient_file(path).map_err(key_error("Backup.Trust"))?;
             restore_signers.push(trusted.key_id());
             keyring.trust(trusted);
         }
@@ -169,10 +205,11 @@ impl Settings {
         for identity in identities {
             keyring.add_identity(identity);
         }
-        let method: Method = b
-            .method
-            .parse()
-            .map_err(|e: String| invalid("Backup.Method", e))?;
+        let method = match b.method {
+            BackupMethod::Dbpage => Method::DbPage,
+            BackupMethod::BackupApi => Method::BackupApi,
+            BackupMethod::Vacuum => Method::Vacuum,
+        };
         let chunk_size = u32::try_from(b.chunk_size.bytes())
             .map_err(|_| invalid("Backup.ChunkSize", "too large"))?;
 
@@ -185,7 +222,7 @@ impl Settings {
         let location = &b.location;
         let remote = is_url(location);
         if !remote {
-            prove_writable(location).map_err(|reason| invalid("Backup.Location", reason))?;
+            prove_writable("Backup.Location", location)?;
         }
         let s3 = s3_settings(&params.s3);
         let entries = params
@@ -225,17 +262,17 @@ impl Settings {
             config.discovered = i >= listed;
             if remote {
                 // One request proves the bucket, the credentials and the endpoint.
-                config
-                    .store
-                    .list()
-                    .map_err(|e| invalid("Backup.Location", e.to_string()))?;
+                config.store.list().map_err(|source| ConfigError::Store {
+                    param: "Backup.Location",
+                    source,
+                })?;
             }
             databases.push(config);
         }
         let temp_dir = (!params.backup.temp_dir.as_os_str().is_empty())
             .then(|| params.backup.temp_dir.clone());
         if let Some(t) = &temp_dir {
-            prove_writable(t).map_err(|reason| invalid("Backup.TempDir", reason))?;
+            prove_writable("Backup.TempDir", t)?;
         }
         let status_file = status_file(params)?;
         let snapshot_temp_dir = temp_dir.clone();
@@ -245,9 +282,9 @@ impl Settings {
         let verify_frequency = (!verify_frequency.is_zero()).then_some(verify_frequency);
         let metrics_listen = metrics_listen(&params.metrics.listen)?;
         let health = health_policy(params);
-        let on_failure = match params.restore.on_failure.as_str() {
-            "empty" => OnFailure::Empty,
-            _ => OnFailure::Fail,
+        let on_failure = match params.restore.on_failure {
+            RestoreOnFailure::Fail => OnFailure::Fail,
+            RestoreOnFailure::Empty => OnFailure::Empty,
         };
         Ok(Settings {
             databases,
@@ -340,7 +377,10 @@ pub fn database_config(
             .fold(location.to_path_buf(), |p, part| p.join(part))
     };
     let store: Arc<dyn BackupStore> = open_store(&store_location, s3)
-        .map_err(|e| invalid("Backup.Location", e.to_string()))?
+        .map_err(|source| ConfigError::Store {
+            param: "Backup.Location",
+            source,
+        })?
         .into();
     Ok(DatabaseConfig {
         path: db.path,
@@ -396,8 +436,13 @@ fn metrics_listen(listen: &str) -> Result<Option<String>, ConfigError> {
     Ok(Some(listen.to_owned()))
 }
 
+/// The error of a key file named by `param`.
+fn key_error(param: &'static str) -> impl Fn(CryptoError) -> ConfigError {
+    move |source| ConfigError::Key { param, source }
+}
+
 /// Creates `dir` (0700) if missing and checks a file can be created in it.
-fn prove_writable(dir: &Path) -> Result<(), String> {
+fn prove_writable(param: &'static str, dir: &Path) -> Result<(), ConfigError> {
     if !dir.exists() {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
@@ -405,16 +450,27 @@ fn prove_writable(dir: &Path) -> Result<(), String> {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder
             .create(dir)
-            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+            .map_err(|source| ConfigError::CreateDir {
+                param,
+                dir: dir.to_path_buf(),
+                source,
+            })?;
     }
     if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
+        return Err(invalid(
+            param,
+            format!("{} is not a directory", dir.display()),
+        ));
     }
     tempfile::Builder::new()
         .prefix(".sqlseal-probe-")
         .tempfile_in(dir)
         .map(drop)
-        .map_err(|e| format!("directory {} is not writable: {e}", dir.display()))
+        .map_err(|source| ConfigError::NotWritable {
+            param,
+            dir: dir.to_path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -445,6 +501,51 @@ mod tests {
         params.backup.temp_dir = scratch.clone();
         let settings = Settings::from_params(&params).expect("settings");
         assert_eq!(settings.snapshot_temp_dir, Some(scratch));
+    }
+
+    #[test]
+    fn errors_name_the_parameter_and_keep_their_causes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut params = params(dir.path());
+        let missing = dir.path().join("missing.pem");
+        params.backup.trust = vec![missing.clone()];
+        let e = Settings::from_params(&params).expect_err("no such key file");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Backup.Trust: key file {}: no such file; check the path",
+                missing.display()
+            )
+        );
+        let cause = std::error::Error::source(&e).and_then(|c| c.downcast_ref::<CryptoError>());
+        assert!(
+            matches!(
+                cause,
+                Some(CryptoError::KeyFile {
+                    reason: sqlseal_crypto::KeyFileError::NotFound,
+                    ..
+                })
+            ),
+            "{cause:?}"
+        );
+
+        let mut params = self::params(dir.path());
+        let blocker = dir.path().join("blocker");
+        std::fs::write(&blocker, "a file").expect("file");
+        params.backup.location = blocker.join("sub");
+        let e = Settings::from_params(&params).expect_err("a file is in the way");
+        assert!(
+            matches!(
+                e,
+                ConfigError::CreateDir {
+                    param: "Backup.Location",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let cause = std::error::Error::source(&e).and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert!(cause.is_some(), "{e:?}");
     }
 
     #[tokio::test]

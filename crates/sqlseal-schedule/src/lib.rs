@@ -101,9 +101,9 @@ pub enum ScheduleError {
     /// Another process backs up a database to the same location.
     #[error(transparent)]
     Locked(#[from] LockError),
-    /// A background task failed.
+    /// A background task panicked or was cancelled.
     #[error("background task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
     /// The database file does not exist (yet): the scheduler waits for the
     /// application to create it and backs it up then.
     #[error("database {} does not exist yet; waiting for it to be created", .0.display())]

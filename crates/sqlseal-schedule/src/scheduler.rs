@@ -487,7 +487,7 @@ impl Scheduler {
             tokio::select! {
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Err(e) = joined {
-                        first_error.get_or_insert(ScheduleError::Task(e.to_string()));
+                        first_error.get_or_insert(ScheduleError::Task(e));
                     }
                 }
                 Some(change) = changes.recv() => {
@@ -709,7 +709,7 @@ impl LoopContext {
                 run.await
             }
         };
-        Some(result.unwrap_or_else(|e| Err(ScheduleError::Task(e.to_string()))))
+        Some(result.unwrap_or_else(|e| Err(ScheduleError::Task(e))))
     }
 }
 
@@ -1019,7 +1019,10 @@ mod tests {
                 if f.is_empty() { false } else { f.remove(0) }
             };
             if fail {
-                return Err(ScheduleError::Task("injected failure".into()));
+                return Err(ScheduleError::Config(crate::ConfigError::Invalid {
+                    param: "test",
+                    reason: "injected failure".into(),
+                }));
             }
             Ok(BackupDone {
                 name: format!("b-{now}"),

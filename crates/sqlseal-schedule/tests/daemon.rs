@@ -286,7 +286,7 @@ fn auto_restore_when_every_backup_is_bad() {
     let after = std::fs::read_dir(e.dir.path()).expect("dir").count();
     assert_eq!(before, after, "no temporary files");
 
-    e.params.restore.on_failure = "empty".into();
+    e.params.restore.on_failure = sqlseal_params::RestoreOnFailure::Empty;
     let settings = Settings::from_params(&e.params).expect("settings");
     let report = auto_restore_settings(&settings).expect("starts empty");
     assert!(

@@ -382,7 +382,7 @@ fn auto_restore_of_an_older_backup_is_reported_or_refused() {
     }
     assert!(!e.db.exists(), "no older backup installed");
 
-    e.params.restore.on_failure = "empty".into();
+    e.params.restore.on_failure = sqlseal_params::RestoreOnFailure::Empty;
     let strict = Settings::from_params(&e.params).expect("settings");
     assert!(matches!(
         auto_restore_settings(&strict)

@@ -87,16 +87,19 @@ impl fmt::Display for Method {
 }
 
 impl FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseMethodError;
+    fn from_str(s: &str) -> Result<Self, ParseMethodError> {
         Method::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| {
-                format!("unknown snapshot method `{s}`; use dbpage, backup-api or vacuum")
-            })
+            .ok_or_else(|| ParseMethodError(s.to_owned()))
     }
 }
+
+/// A name that is not a [`Method`]; holds the name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown snapshot method `{0}`; use dbpage, backup-api or vacuum")]
+pub struct ParseMethodError(pub String);
 
 /// Errors taking or checking a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -712,11 +715,11 @@ mod tests {
         for m in Method::ALL {
             assert_eq!(m.name().parse::<Method>(), Ok(m));
         }
-        assert!(
-            "copy"
-                .parse::<Method>()
-                .expect_err("unknown")
-                .contains("dbpage")
+        let e = "copy".parse::<Method>().expect_err("unknown");
+        assert_eq!(e, ParseMethodError("copy".into()));
+        assert_eq!(
+            e.to_string(),
+            "unknown snapshot method `copy`; use dbpage, backup-api or vacuum"
         );
     }
 
