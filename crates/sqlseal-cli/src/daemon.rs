@@ -18,13 +18,20 @@ use tracing::{info, warn};
 /// How long a stop may take before the process exits anyway.
 const STOP_GRACE: Duration = Duration::from_millis(4500);
 
-/// Loads parameters: defaults, then the config file, then `SQLSEAL_*` variables.
-pub fn load(config: Option<&Path>) -> anyhow::Result<Loaded> {
+/// Loads parameters: defaults, then the config file (with `${VAR}`
+/// expanded from the environment when `expand`), then `SQLSEAL_*` variables.
+pub fn load(config: Option<&Path>, expand: bool) -> anyhow::Result<Loaded> {
     let text = match config {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("config file {}: cannot read it", path.display()))?,
-        ),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("config file {}: cannot read it", path.display()))?;
+            Some(if expand {
+                sqlseal_params::expand_env(&text, sqlseal_params::process_env)
+                    .with_context(|| format!("config file {}", path.display()))?
+            } else {
+                text
+            })
+        }
         None => None,
     };
     let loaded = Params::load(text.as_deref(), sqlseal_params::process_env);
@@ -54,8 +61,8 @@ fn init_logging(format: LogFormat) {
 }
 
 /// `sqlseal config check`: everything `run` checks at start-up, without running.
-pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
-    let loaded = load(Some(config))?;
+pub fn check(config: &Path, json: bool, expand: bool) -> anyhow::Result<()> {
+    let loaded = load(Some(config), expand)?;
     let settings = Settings::from_params(&loaded.params)?;
     for w in &settings.warnings {
         eprintln!("warning: {w}");
@@ -112,8 +119,8 @@ pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 /// `sqlseal config show`: the effective values and where each came from.
-pub fn show(config: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let loaded = load(config)?;
+pub fn show(config: Option<&Path>, json: bool, expand: bool) -> anyhow::Result<()> {
+    let loaded = load(config, expand)?;
     if json {
         #[derive(Serialize)]
         struct Shown {
@@ -152,8 +159,8 @@ pub fn show(config: Option<&Path>, json: bool) -> anyhow::Result<()> {
 
 /// `sqlseal status`: the status file the daemon writes, and whether each
 /// database is current by the rule `/healthz` applies.
-pub fn status(config: &Path, json: bool) -> anyhow::Result<()> {
-    let params = load(Some(config))?.params;
+pub fn status(config: &Path, json: bool, expand: bool) -> anyhow::Result<()> {
+    let params = load(Some(config), expand)?.params;
     let path = sqlseal_schedule::status_file(&params)?;
     if !path.exists() {
         bail!(
@@ -254,8 +261,8 @@ fn print_database(d: &DatabaseStatus) {
 
 /// `sqlseal run`: auto-restore, then scheduled backups (and drills, and
 /// the metrics endpoint) until SIGTERM or SIGINT.
-pub fn run(config: &Path, log_format: Option<&str>) -> anyhow::Result<()> {
-    let loaded = load(Some(config))?;
+pub fn run(config: &Path, log_format: Option<&str>, expand: bool) -> anyhow::Result<()> {
+    let loaded = load(Some(config), expand)?;
     // clap lets only the choices of Log.Format through.
     let format = match log_format {
         Some(text) => text.parse()?,

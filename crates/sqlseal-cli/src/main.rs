@@ -30,6 +30,15 @@ struct Cli {
     command: Command,
 }
 
+/// How the configuration file is read.
+#[derive(Args, Debug, Clone, Copy)]
+struct ConfigReading {
+    /// Read the configuration file as written: no ${VAR} or ${VAR:-default}
+    /// expansion from the environment.
+    #[arg(long)]
+    no_expand_env: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Write a new P-256 private key (PKCS#8 PEM, mode 0600); print its key id and public key.
@@ -60,6 +69,8 @@ enum Command {
         /// JSON logs on stderr: the same as --log-format json.
         #[arg(long, conflicts_with = "log_format")]
         json: bool,
+        #[command(flatten)]
+        reading: ConfigReading,
     },
     /// Check or show the configuration.
     #[command(subcommand, after_long_help = examples::CONFIG)]
@@ -73,6 +84,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        reading: ConfigReading,
     },
     /// Run a real backup of a demo database while a writer keeps committing,
     /// then list, verify and restore it, and print a summary.
@@ -136,6 +149,8 @@ enum ConfigCommand {
         /// Print a JSON object.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        reading: ConfigReading,
     },
     /// Print every parameter's effective value and its source (default, file, env).
     #[command(after_long_help = examples::CONFIG_SHOW)]
@@ -146,6 +161,8 @@ enum ConfigCommand {
         /// Print a JSON array (name, env, source, value).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        reading: ConfigReading,
     },
 }
 
@@ -412,6 +429,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config,
         log_format,
         json,
+        reading,
     } = &cli.command
     {
         let format = if *json {
@@ -419,16 +437,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } else {
             log_format.as_deref()
         };
-        return daemon::run(config, format);
+        return daemon::run(config, format, !reading.no_expand_env);
     }
     let cancel = cancel_on_interrupt();
     match cli.command {
         Command::Run { .. } => Ok(()),
-        Command::Config(ConfigCommand::Check { config, json }) => daemon::check(&config, json),
-        Command::Config(ConfigCommand::Show { config, json }) => {
-            daemon::show(config.as_deref(), json)
-        }
-        Command::Status { config, json } => daemon::status(&config, json),
+        Command::Config(ConfigCommand::Check {
+            config,
+            json,
+            reading,
+        }) => daemon::check(&config, json, !reading.no_expand_env),
+        Command::Config(ConfigCommand::Show {
+            config,
+            json,
+            reading,
+        }) => daemon::show(config.as_deref(), json, !reading.no_expand_env),
+        Command::Status {
+            config,
+            json,
+            reading,
+        } => daemon::status(&config, json, !reading.no_expand_env),
         Command::Keygen { output, json } => keys::keygen(&output, json),
         Command::Key(KeyCommand::Public { keyfile, json }) => keys::public(&keyfile, json),
         Command::Key(KeyCommand::Id { keyfile, json }) => keys::id(&keyfile, json),

@@ -63,11 +63,13 @@ use std::fmt;
 use serde_norway::Value;
 
 mod duration;
+mod expand;
 mod generated;
 mod size;
 mod value;
 
 pub use duration::{Duration, ParseDurationError};
+pub use expand::{ExpandError, expand_env};
 pub use generated::*;
 pub use size::{ByteSize, ParseSizeError, SIZE_FORMS};
 pub use value::ValueError;
