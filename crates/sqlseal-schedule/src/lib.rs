@@ -108,10 +108,6 @@ pub enum ScheduleError {
     /// application to create it and backs it up then.
     #[error("database {} does not exist yet; waiting for it to be created", .0.display())]
     DatabaseMissing(PathBuf),
-    /// The database has not changed since its last backup (by SQLite's
-    /// change counters): no backup is needed, and it counts as current.
-    #[error("database {} is unchanged since its last backup", .0.display())]
-    Unchanged(PathBuf),
 }
 
 impl ScheduleError {
@@ -126,7 +122,6 @@ impl ScheduleError {
             ScheduleError::Locked(_) => "locked",
             ScheduleError::Task(_) => "task",
             ScheduleError::DatabaseMissing(_) => "missing",
-            ScheduleError::Unchanged(_) => "unchanged",
         }
     }
 }

@@ -77,6 +77,12 @@ pub trait DatabaseJob: Send + Sync + 'static {
     fn discovered(&self) -> bool {
         false
     }
+    /// The database has not changed since the last backup this job made
+    /// (by SQLite's change counters), so a due backup can be skipped.
+    /// Never true before a first backup.
+    fn unchanged(&self) -> bool {
+        false
+    }
     /// Fully verifies the newest backup (a restore drill); `Ok(None)` when
     /// there is no backup to drill yet. Jobs without drills return `None`.
     fn drill(&self, cancel: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
@@ -127,6 +133,11 @@ impl DatabaseJob for SqliteJob {
 
     fn discovered(&self) -> bool {
         self.db.discovered
+    }
+
+    fn unchanged(&self) -> bool {
+        let last = self.marker.lock().map(|m| m.clone()).unwrap_or(None);
+        last.is_some() && change_marker(&self.db.path) == last
     }
 
     fn drill(&self, cancel: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
@@ -187,14 +198,9 @@ impl DatabaseJob for SqliteJob {
         if self.db.path.symlink_metadata().is_err() {
             return Err(ScheduleError::DatabaseMissing(self.db.path.clone()));
         }
-        // Unchanged since the last backup this process made: nothing to do.
         // Read before the snapshot, so a commit during it means another
-        // backup next time, never a missed one.
+        // backup next time, never a missed one (see `unchanged`).
         let marker = change_marker(&self.db.path);
-        let last = self.marker.lock().map(|m| m.clone()).unwrap_or(None);
-        if marker.is_some() && marker == last {
-            return Err(ScheduleError::Unchanged(self.db.path.clone()));
-        }
         let store = self.db.store.as_ref();
         match store.clean_stale(STALE_AGE) {
             Ok(0) => {}
@@ -794,6 +800,16 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
             drill_due = started.checked_add(period).ok();
             continue;
         }
+        if job.unchanged() {
+            tracing::debug!(database = %name, "unchanged since its last backup; none needed");
+            cx.emit(&Event::BackupUnchanged {
+                target,
+                at: started,
+            });
+            cx.update(&name, |s| s.unchanged_at = Some(now_string(started)));
+            due = started.checked_add(period).ok().or(Some(started));
+            continue;
+        }
         cx.update(&name, |s| s.last_attempt = Some(now_string(started)));
         let clock = Instant::now();
         let result = {
@@ -836,15 +852,6 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
                     .checked_add(period.min(MISSING_POLL))
                     .ok()
                     .or(Some(started));
-            }
-            Err(ScheduleError::Unchanged(_)) => {
-                tracing::debug!(database = %name, "unchanged since its last backup; none needed");
-                cx.emit(&Event::BackupUnchanged {
-                    target,
-                    at: started,
-                });
-                cx.update(&name, |s| s.unchanged_at = Some(now_string(started)));
-                due = started.checked_add(period).ok().or(Some(started));
             }
             Err(e) if token.is_cancelled() => {
                 info!(database = %name, error = %e, "backup cancelled by shutdown");

@@ -374,9 +374,20 @@ fn configuration_errors_name_the_parameter() {
     p.database.paths.clear();
     assert!(err(&p).starts_with("Database.Paths: "));
 
+    // Two app.db in different directories: named apart, not refused.
     let mut p = e.params.clone();
     p.database.paths.push(e.dir.path().join("sub/app.db"));
-    assert!(err(&p).contains("same file name"), "{}", err(&p));
+    let both = Settings::from_params(&p).expect("two app.db are named apart");
+    let names: Vec<&str> = both.databases.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names[1], "sub/app.db", "{names:?}");
+    assert!(
+        names[0].ends_with("/app.db") && names[0] != names[1],
+        "{names:?}"
+    );
+    // The same file twice is refused.
+    let mut p = e.params.clone();
+    p.database.paths.push(e.db.clone());
+    assert!(err(&p).starts_with("Database.Paths: "), "{}", err(&p));
 
     let mut p = e.params.clone();
     p.backup.recipients = vec![e.dir.path().join("nope.pub")];

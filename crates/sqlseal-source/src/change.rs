@@ -19,9 +19,9 @@ pub struct ChangeMarker {
     db_len: u64,
     /// The first 48 bytes of `-shm` (one copy of the WAL-index header:
     /// change counter, last valid frame, page count, salts, checksums),
-    /// or none when the file does not exist.
+    /// or none when it or the WAL does not exist (or the WAL is empty).
     wal_index: Option<[u8; 48]>,
-    /// The `-wal` file's size, or none when it does not exist.
+    /// The `-wal` file's size, or none when it is missing or empty.
     wal_len: Option<u64>,
 }
 
@@ -58,11 +58,15 @@ pub fn change_marker(path: &Path) -> Option<ChangeMarker> {
         // A -shm shorter than its header: being created; not comparable.
         Err(_) => return None,
     };
+    let wal_len = len_of(&sidecar(path, "-wal")).filter(|&n| n > 0);
     Some(ChangeMarker {
         header,
         db_len: len_of(path)?,
-        wal_index,
-        wal_len: len_of(&sidecar(path, "-wal")),
+        // An empty or missing WAL holds no commits: whatever -shm says
+        // then (a reader that just opened the database creates both) is
+        // no change. The database header covers what was checkpointed.
+        wal_index: wal_index.filter(|_| wal_len.is_some()),
+        wal_len,
     })
 }
 
@@ -107,5 +111,24 @@ mod tests {
             );
         }
         assert_eq!(change_marker(Path::new("/nonexistent/app.db")), None);
+    }
+
+    #[test]
+    fn a_reader_that_creates_the_wal_files_is_no_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("app.db");
+        let conn = Connection::open(&db).expect("open");
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+        )
+        .expect("schema");
+        drop(conn); // the last close checkpoints and removes -wal and -shm
+        let closed = change_marker(&db).expect("marker");
+        let reader = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("reader");
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("read");
+        assert_eq!(change_marker(&db), Some(closed));
     }
 }
