@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, EngineError, HeaderCheck, NoProgress, VerifyOptions, create_backup,
-    list_backups, verify_backup,
+    BackupOptions, CancelFlag, EngineError, HeaderCheck, IntegrityCheck, NoProgress, VerifyOptions,
+    create_backup, list_backups, verify_backup,
 };
 use sqlseal_format::CreatedAt;
 use sqlseal_source::{SnapshotOptions, SqliteSource};
@@ -121,7 +121,7 @@ impl DatabaseJob for SqliteJob {
         // Read the new backup back before deleting anything older.
         let read_back = VerifyOptions {
             temp_dir: s.temp_dir.clone(),
-            integrity_check: false,
+            integrity_check: IntegrityCheck::None,
             ..VerifyOptions::default()
         };
         // Once the backup is in the store, the read-back and retention are
