@@ -11,7 +11,7 @@ use sqlseal_format::KeyId;
 use sqlseal_params::Params;
 
 use crate::retention::RetentionPolicy;
-use sqlseal_source::Method;
+use sqlseal_source::{CheckLevel, Method};
 use sqlseal_store::{BackupStore, S3Settings, is_url, open_store};
 
 /// A configuration that cannot run, naming the parameter at fault.
@@ -78,6 +78,9 @@ pub struct Settings {
     pub snapshot_temp_dir: Option<PathBuf>,
     /// Snapshot method.
     pub method: Method,
+    /// `Backup.Check`: the integrity check run on each snapshot and
+    /// recorded in its seal; a snapshot that fails it is not backed up.
+    pub check: CheckLevel,
     /// Plaintext chunk size.
     pub chunk_size: u32,
     /// `Backup.TempDir`: directory for temporary snapshot files and
@@ -155,6 +158,10 @@ impl Settings {
             .method
             .parse()
             .map_err(|e: String| invalid("Backup.Method", e))?;
+        let check: CheckLevel = b
+            .check
+            .parse()
+            .map_err(|e: String| invalid("Backup.Check", e))?;
         let chunk_size = u32::try_from(b.chunk_size.bytes())
             .map_err(|_| invalid("Backup.ChunkSize", "too large"))?;
 
@@ -256,6 +263,7 @@ impl Settings {
             location: location.clone(),
             snapshot_temp_dir,
             method,
+            check,
             chunk_size,
             temp_dir,
             frequency: (!frequency.is_zero()).then_some(frequency),
@@ -343,6 +351,29 @@ mod tests {
         params.backup.temp_dir = scratch.clone();
         let settings = Settings::from_params(&params).expect("settings");
         assert_eq!(settings.snapshot_temp_dir, Some(scratch));
+    }
+
+    #[test]
+    fn backup_check_defaults_to_full_and_takes_quick_and_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut params = params(dir.path());
+        assert_eq!(
+            Settings::from_params(&params).expect("settings").check,
+            CheckLevel::Full
+        );
+        for level in CheckLevel::ALL {
+            params.backup.check = level.name().to_owned();
+            assert_eq!(
+                Settings::from_params(&params).expect("settings").check,
+                level
+            );
+        }
+        let param = sqlseal_params::PARAMS
+            .iter()
+            .find(|p| p.name() == "Backup.Check")
+            .expect("Backup.Check");
+        let err = param.set(&mut params, "bogus").expect_err("not a choice");
+        assert!(err.to_string().contains("full"), "{err}");
     }
 
     #[tokio::test]

@@ -55,8 +55,10 @@ pub trait DatabaseJob: Send + Sync + 'static {
     fn backup(&self, now: Timestamp, cancel: &CancelFlag) -> Result<BackupDone, ScheduleError>;
 }
 
-/// The real job: snapshot, seal, store, read back (authenticate every
-/// chunk), then delete the oldest backups beyond `Backup.MaxCount`.
+/// The real job: snapshot and check it (`Backup.Check`, recorded in the
+/// seal), seal, store, read back (authenticate every chunk), then delete
+/// the oldest backups beyond `Backup.MaxCount`. A failed check fails the
+/// run: nothing is stored and retention does not run.
 /// Only backups whose header authenticates under the daemon's keyring are
 /// counted or deleted; the others are logged and left alone.
 pub struct SqliteJob {
@@ -112,6 +114,9 @@ impl DatabaseJob for SqliteJob {
         let s = &self.settings;
         let mut snapshot = SnapshotOptions::new(s.method);
         snapshot.temp_dir = s.snapshot_temp_dir.clone();
+        // Backup.Check: a snapshot that fails it fails this run, before
+        // anything is stored or deleted.
+        snapshot.check = s.check;
         let source = SqliteSource::new(&self.db.path, snapshot);
         let mut options = BackupOptions::new(s.recipients.clone(), s.signer.clone());
         options.chunk_size = s.chunk_size;
