@@ -158,7 +158,11 @@ impl FromStr for CheckLevel {
 /// The page cache an integrity check gets, at most: enough to hold the
 /// index b-trees that `integrity_check` looks every row up in for most
 /// databases, and within the memory budget of a command (the cache only
-/// grows as far as the image is large).
+/// grows as far as the image is large). On a 248 MB database of 1.6 million
+/// rows with one text index, `integrity_check` took 3.95 s instead of 4.92 s
+/// with SQLite's default 2 MB cache (medians of 7 interleaved runs, about
+/// 20% less); 32 MiB was no better than the default there, 64 and 128 MiB no
+/// better than 48. `quick_check` does not look rows up and gains nothing.
 pub const CHECK_CACHE_BYTES: u64 = 48 << 20;
 
 /// Errors taking or checking a snapshot.
