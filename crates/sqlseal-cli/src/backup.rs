@@ -11,17 +11,17 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use sqlseal_crypto::Keyring;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, EngineError, HeaderCheck, ListedBackup, RestoreOptions,
-    VerifyOptions, create_backup, inspect_backup, latest_backup, list_backups, restore_backup,
-    verify_backup,
+    BackupOptions, CancelFlag, CheckLevel, EngineError, HeaderCheck, IntegrityCheck, ListedBackup,
+    RestoreOptions, VerifyOptions, VerifyReport, create_backup, inspect_backup, latest_backup,
+    list_backups, restore_backup, verify_backup,
 };
-use sqlseal_format::{CreatedAt, Header, Trailer};
+use sqlseal_format::{CreatedAt, RecordedCheck};
 use sqlseal_schedule::{RetentionPolicy, decide};
 use sqlseal_source::{SnapshotOptions, SqliteSource};
 use sqlseal_store::{BackupStore, DatabaseLock, LocalStore, S3Settings, is_url, open_store};
 
 use crate::progress::Bar;
-use crate::{BackupCommand, BackupSelector, Failure, keys};
+use crate::{BackupCommand, BackupSelector, CheckArg, Failure, keys};
 
 pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
     match cmd {
@@ -33,6 +33,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             method,
             chunk_size,
             temp_dir,
+            check,
             json,
         } => {
             let identities = keys::identities(&keys)?;
@@ -53,6 +54,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             // private directory beside the database unless told otherwise;
             // never among the backups, which others may read.
             snapshot.temp_dir = temp_dir;
+            snapshot.check = check.into();
             let source = SqliteSource::new(&db, snapshot);
             let mut options = BackupOptions::new(recipients, signer);
             options.chunk_size = chunk_size;
@@ -72,6 +74,9 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                     db_bytes: u64,
                     pages: u64,
                     method: &'a str,
+                    /// The integrity check that passed on the snapshot and
+                    /// is recorded in the seal: full, quick or none.
+                    check: &'static str,
                     recipients: Vec<String>,
                     signer: String,
                     seconds: f64,
@@ -84,6 +89,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                     db_bytes: report.trailer.db_len,
                     pages: report.trailer.page_count,
                     method: &h.metadata.method,
+                    check: report.recorded_check.name(),
                     recipients: h.stanzas.iter().map(|s| s.key_id.to_string()).collect(),
                     signer: h.signer.to_string(),
                     seconds: report.seconds,
@@ -143,6 +149,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             keys,
             trust,
             temp_dir,
+            check,
             json,
         } => {
             let keyring = keys::keyring(&keys, &trust)?;
@@ -151,6 +158,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             // temporary directory.
             let options = VerifyOptions {
                 temp_dir,
+                integrity_check: integrity_check(check),
                 ..VerifyOptions::default()
             };
             let (store, name) = match (&which.backup, &which.dir) {
@@ -181,12 +189,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             match result {
                 Ok(report) => {
                     if json {
-                        print_json(&Verified::ok(
-                            &path,
-                            &report.header,
-                            &report.trailer,
-                            report.seconds,
-                        ))?;
+                        print_json(&Verified::ok(&path, &report))?;
                     } else {
                         println!(
                             "ok: {} ({} bytes, {} pages, sha256 {}, signed by {}, {:.2} s)",
@@ -197,6 +200,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                             report.header.signer,
                             report.seconds
                         );
+                        println!("integrity check: {}", check_note(&report));
                     }
                     Ok(())
                 }
@@ -215,13 +219,17 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             db,
             force,
             trust,
+            check,
             json,
         } => {
             let keyring = keys::keyring(&keys, &trust)?;
             let (store, name) = select(&which, Some(&keyring))?;
             let options = RestoreOptions {
                 force,
-                verify: VerifyOptions::default(),
+                verify: VerifyOptions {
+                    integrity_check: integrity_check(check),
+                    ..VerifyOptions::default()
+                },
                 approve: None,
             };
             let path = backup_path(store.as_ref(), &name);
@@ -259,7 +267,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                 }
                 let v = &report.verified;
                 print_json(&Restored {
-                    verified: Verified::ok(&path, &v.header, &v.trailer, v.seconds),
+                    verified: Verified::ok(&path, v),
                     target: &report.target,
                     moved_aside: &report.moved_aside,
                     mode: report.mode.map(|m| format!("{m:04o}")),
@@ -274,6 +282,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                     report.verified.trailer.db_len,
                     report.verified.seconds
                 );
+                println!("integrity check: {}", check_note(&report.verified));
                 for moved in &report.moved_aside {
                     println!("moved aside: {}", moved.display());
                 }
@@ -418,7 +427,7 @@ fn verify_all(
             &Bar::new("verify"),
         );
         let shown = match result {
-            Ok(report) => Verified::ok(path, &report.header, &report.trailer, report.seconds),
+            Ok(report) => Verified::ok(path, &report),
             Err(EngineError::Cancelled) => return Err(EngineError::Cancelled.into()),
             Err(e) => {
                 failed += 1;
@@ -671,6 +680,46 @@ fn info(which: &BackupSelector, keyring: Option<&Keyring>, json: bool) -> anyhow
     Ok(())
 }
 
+/// `--check` of verify and restore: the chosen check, or without it the
+/// default rule (skip a recorded full check, else run the full check).
+fn integrity_check(check: Option<CheckArg>) -> IntegrityCheck {
+    check.map_or(IntegrityCheck::Auto, |c| CheckLevel::from(c).into())
+}
+
+/// What verify or restore did about the integrity check, in words: the
+/// text output's `integrity check:` line and the `note` of `--json`.
+fn check_note(report: &VerifyReport) -> String {
+    let recorded = report.recorded_check;
+    match (report.check_run.pragma(), report.check_asked) {
+        (Some(pragma), _) if recorded == RecordedCheck::None => {
+            format!("{pragma} ran here: ok (none recorded at backup time)")
+        }
+        (Some(pragma), _) => format!(
+            "{pragma} ran here: ok (a {} check was recorded at backup time)",
+            recorded.name()
+        ),
+        (None, IntegrityCheck::None) => format!(
+            "not run (--check none); recorded at backup time: {}",
+            recorded.name()
+        ),
+        (None, _) => format!(
+            "recorded {} check at backup time, not re-run (--check full re-runs it)",
+            recorded.name()
+        ),
+    }
+}
+
+/// The `integrity_check` object of verify's and restore's `--json`.
+#[derive(Serialize)]
+struct CheckShown {
+    /// The check the signed seal records (full, quick, none).
+    recorded: &'static str,
+    /// The check that ran here (full, quick, none).
+    ran: &'static str,
+    /// The same in words.
+    note: String,
+}
+
 #[derive(Serialize)]
 struct Verified<'a> {
     ok: bool,
@@ -693,11 +742,14 @@ struct Verified<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     signer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    integrity_check: Option<CheckShown>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     seconds: Option<f64>,
 }
 
 impl<'a> Verified<'a> {
-    fn ok(path: &'a Path, header: &Header, trailer: &Trailer, seconds: f64) -> Self {
+    fn ok(path: &'a Path, report: &VerifyReport) -> Self {
+        let (header, trailer) = (&report.header, &report.trailer);
         Verified {
             ok: true,
             path,
@@ -709,7 +761,12 @@ impl<'a> Verified<'a> {
             pages: Some(trailer.page_count),
             sha256: Some(hex(&trailer.sha256)),
             signer: Some(header.signer.to_string()),
-            seconds: Some(seconds),
+            integrity_check: Some(CheckShown {
+                recorded: report.recorded_check.name(),
+                ran: report.check_run.name(),
+                note: check_note(report),
+            }),
+            seconds: Some(report.seconds),
         }
     }
 
@@ -725,6 +782,7 @@ impl<'a> Verified<'a> {
             pages: None,
             sha256: None,
             signer: None,
+            integrity_check: None,
             seconds: None,
         }
     }

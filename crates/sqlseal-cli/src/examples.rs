@@ -35,7 +35,9 @@ Examples:
   # --key and --recipient repeat: encrypted to every key, signed by the first --key
   sqlseal backup create --db app.db --dir backups --key server.pem \\
       --recipient recovery.pub.pem --recipient ops.pub.pem
-  sqlseal backup create --db app.db --dir s3://backups/prod/app.db --key server.pem --json";
+  sqlseal backup create --db app.db --dir s3://backups/prod/app.db --key server.pem --json
+  # quick_check instead of integrity_check; or --check none to back up a damaged database as it is
+  sqlseal backup create --db app.db --dir backups --key server.pem --check quick";
 
 pub const BACKUP_LIST: &str = "\
 Examples:
@@ -61,7 +63,9 @@ Examples:
   sqlseal backup verify --dir backups --all --key server.pem
   # --key and --trust repeat: a recovery key opens it, the server's public key is trusted
   sqlseal backup verify backups/app.db-20261124T080000.000000Z-0a1b2c.sqlseal \\
-      --key recovery.pem --trust server.pub.pem --json";
+      --key recovery.pem --trust server.pub.pem --json
+  # run the full check whatever the seal records
+  sqlseal backup verify --dir backups --all --key server.pem --check full";
 
 pub const BACKUP_RESTORE: &str = "\
 Examples:
@@ -70,7 +74,9 @@ Examples:
   sqlseal backup restore --dir backups --latest --key server.pem --db app.db --force
   # --key and --trust repeat
   sqlseal backup restore --dir backups --latest --key recovery.pem --trust server.pub.pem \\
-      --db restored.db";
+      --db restored.db
+  # re-run PRAGMA integrity_check even though the backup records one
+  sqlseal backup restore --dir backups --latest --key server.pem --db restored.db --check full";
 
 pub const RUN: &str = "\
 Examples:

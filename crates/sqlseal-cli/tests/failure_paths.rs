@@ -233,15 +233,13 @@ fn signal_mid_verify(signal: &str) {
     let f = Fixture::new(16);
     let backup = f.create();
     let what = format!("verify, SIG{signal}");
-    // verify writes its image in a private directory of TMPDIR.
+    // verify writes its image in a private directory of TMPDIR when it runs
+    // a check: --check full, since the backup records one (and the default
+    // would hash the image in memory without writing it).
     let watch = f.tmp.clone();
-    let o = signal_mid_stream(
-        &what,
-        f.verify_cmd(&backup),
-        &watch,
-        ".sqlseal-verify-",
-        signal,
-    );
+    let mut cmd = f.verify_cmd(&backup);
+    cmd.args(["--check", "full"]);
+    let o = signal_mid_stream(&what, cmd, &watch, ".sqlseal-verify-", signal);
     let code = o.code(&what);
     assert_ne!(code, 0, "{what}: a cancelled verify does not pass");
     o.expect_failure(&what, code, Duration::MAX);

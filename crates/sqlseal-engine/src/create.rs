@@ -1,18 +1,18 @@
 //! Creating a backup: snapshot -> chunks -> seal -> store.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlseal_crypto::{Recipient, random_backup_id, random_bytes, sign_seal};
 use sqlseal_format::header::sanitize_database_name;
 use sqlseal_format::{
     ChunkCipher, Compression, CreatedAt, Metadata, PayloadDigest, RecordedCheck, SALT_LEN,
 };
-use sqlseal_source::SnapshotSource;
+use sqlseal_source::{Snapshot, SnapshotSource};
 use sqlseal_store::BackupStore;
 
 use crate::pipeline::{self, pipeline_error};
-use crate::{BackupOptions, BackupReport, CancelFlag, EngineError, Progress};
+use crate::{BackupOptions, BackupReport, CancelFlag, EngineError, Progress, recorded_check};
 
 /// The longest encoded database name in a backup or directory name, in
 /// bytes: with the time, suffix and temporary-file affixes the whole name
@@ -106,7 +106,9 @@ impl<W: Write> Write for Counting<W> {
 }
 
 /// Takes a snapshot of `source` and writes it as a new sealed backup to
-/// `store`. On any error or cancellation nothing becomes visible in the store.
+/// `store`, recording in the seal the integrity check that passed on the
+/// snapshot. On any error (a failed check is one) or cancellation nothing
+/// becomes visible in the store.
 pub fn create_backup(
     source: &dyn SnapshotSource,
     store: &dyn BackupStore,
@@ -175,6 +177,8 @@ pub fn create_backup(
         progress,
     )
     .map_err(|e| pipeline_error(&name, e))?;
+    // The check of this very image decides whether the backup is sealed at all.
+    let recorded = wait_for_check(&mut snapshot, cancel)?;
     drop(snapshot);
     if trailer.db_len != info.image_len() {
         return Err(EngineError::Inconsistent {
@@ -187,12 +191,7 @@ pub fn create_backup(
         });
     }
     // The seal: the signer's commitment to this exact header and payload.
-    let seal = sign_seal(
-        &options.signer,
-        &header,
-        &payload_digest,
-        RecordedCheck::None,
-    );
+    let seal = sign_seal(&options.signer, &header, &payload_digest, recorded);
     out.write_all(&seal.encode()).map_err(write_err)?;
     let size = out.written;
     out.inner.finish()?;
@@ -202,8 +201,29 @@ pub fn create_backup(
         header,
         trailer,
         size,
+        recorded_check: recorded,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// How often a wait for the snapshot's check looks at the cancel flag.
+const CHECK_POLL: Duration = Duration::from_millis(50);
+
+/// Waits for the snapshot's integrity check, watching `cancel`; the check
+/// to record in the seal. On a cancel or a failed check the caller drops
+/// the snapshot (which interrupts the check) and the unfinished backup.
+fn wait_for_check(
+    snapshot: &mut Snapshot,
+    cancel: &CancelFlag,
+) -> Result<RecordedCheck, EngineError> {
+    loop {
+        if cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        if let Some(outcome) = snapshot.check_result(CHECK_POLL) {
+            return Ok(recorded_check(outcome?));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,15 @@
 //! crypto envelope and a backup store into the operations a user runs.
 //!
 //! - [`create_backup`]: snapshot -> chunks -> lz4 + seal (on all cores) -> store.
+//!   The snapshot's integrity check ([`CheckLevel`], full by default) runs
+//!   on the exact image being backed up, beside the stream; a failure fails
+//!   the backup (nothing reaches the store) and a pass is recorded in the
+//!   signed seal.
 //! - [`verify_backup`]: authenticate every chunk, decompress, check the
-//!   trailer, write the image to a temporary file and run `PRAGMA
-//!   integrity_check` on it.
+//!   trailer and the seal, and run the integrity check that
+//!   [`IntegrityCheck`] asks for: by default none when the seal records a
+//!   full check made at backup time, `PRAGMA integrity_check` on a private
+//!   temporary copy of the image otherwise.
 //! - [`restore_backup`]: the same checks, then install the image at a
 //!   target path (temp + rename), never over an existing database unless
 //!   forced, and then only after moving the old files aside.
@@ -62,6 +68,7 @@ pub use error::EngineError;
 pub use list::{HeaderCheck, ListedBackup, inspect_backup, latest_backup, list_backups};
 pub use open::{Opened, open_container, verify_backup};
 pub use restore::{Approve, RestoreOptions, RestoreReport, restore_backup};
+pub use sqlseal_source::CheckLevel;
 
 /// Raised to stop an operation at the next chunk boundary. Clones share one flag.
 #[derive(Clone, Debug, Default)]
@@ -154,8 +161,63 @@ pub struct BackupReport {
     pub trailer: Trailer,
     /// Bytes written to the store.
     pub size: u64,
+    /// The integrity check that passed on the snapshot and is recorded in
+    /// the seal (as the source's `SnapshotOptions::check` asked).
+    pub recorded_check: RecordedCheck,
     /// Seconds the whole operation took.
     pub seconds: f64,
+}
+
+/// Which integrity check verify and restore run on the image they read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IntegrityCheck {
+    /// The default: no check when the seal records a full check made at
+    /// backup time (every chunk authenticated and the image hash matched,
+    /// so the image is bit-identical to one that passed `PRAGMA
+    /// integrity_check`, and the signer attests that it did); the full
+    /// check otherwise, including when the seal records only a quick check
+    /// (checking quick again would prove nothing new about an identical
+    /// image).
+    #[default]
+    Auto,
+    /// Always `PRAGMA integrity_check`, whatever the seal records.
+    Full,
+    /// Always `PRAGMA quick_check`, whatever the seal records.
+    Quick,
+    /// No check.
+    None,
+}
+
+impl IntegrityCheck {
+    /// The check to run on an image whose seal records `recorded`.
+    pub fn level(self, recorded: RecordedCheck) -> CheckLevel {
+        match (self, recorded) {
+            (IntegrityCheck::Auto, RecordedCheck::Full) => CheckLevel::None,
+            (IntegrityCheck::Auto, _) | (IntegrityCheck::Full, _) => CheckLevel::Full,
+            (IntegrityCheck::Quick, _) => CheckLevel::Quick,
+            (IntegrityCheck::None, _) => CheckLevel::None,
+        }
+    }
+}
+
+impl From<CheckLevel> for IntegrityCheck {
+    /// An explicit level: always that check.
+    fn from(level: CheckLevel) -> Self {
+        match level {
+            CheckLevel::Full => IntegrityCheck::Full,
+            CheckLevel::Quick => IntegrityCheck::Quick,
+            CheckLevel::None => IntegrityCheck::None,
+        }
+    }
+}
+
+/// The seal's code for a check that passed on the snapshot.
+pub fn recorded_check(level: CheckLevel) -> RecordedCheck {
+    match level {
+        CheckLevel::Full => RecordedCheck::Full,
+        CheckLevel::Quick => RecordedCheck::Quick,
+        CheckLevel::None => RecordedCheck::None,
+    }
 }
 
 /// How to verify or restore.
@@ -166,8 +228,10 @@ pub struct VerifyOptions {
     pub temp_dir: Option<PathBuf>,
     /// Worker threads for authentication and decompression.
     pub threads: usize,
-    /// Run `PRAGMA integrity_check` on the image.
-    pub integrity_check: bool,
+    /// Which integrity check runs on the image: by default
+    /// ([`IntegrityCheck::Auto`]) none when the seal records a full check,
+    /// the full check otherwise; [`IntegrityCheck::Full`] always runs it.
+    pub integrity_check: IntegrityCheck,
 }
 
 impl Default for VerifyOptions {
@@ -175,7 +239,7 @@ impl Default for VerifyOptions {
         VerifyOptions {
             temp_dir: None,
             threads: default_threads(),
-            integrity_check: true,
+            integrity_check: IntegrityCheck::Auto,
         }
     }
 }
@@ -191,8 +255,12 @@ pub struct VerifyReport {
     pub trailer: Trailer,
     /// The integrity check the writer recorded in the signed seal.
     pub recorded_check: RecordedCheck,
-    /// Whether `PRAGMA integrity_check` ran on the image here.
+    /// Whether an integrity check ran (and passed) on the image here.
     pub integrity_checked: bool,
+    /// Which check ran here ([`CheckLevel::None`] when none did).
+    pub check_run: CheckLevel,
+    /// The check that was asked for (with `recorded_check`, why `check_run`).
+    pub check_asked: IntegrityCheck,
     /// Seconds the whole operation took.
     pub seconds: f64,
 }

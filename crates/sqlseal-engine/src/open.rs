@@ -1,19 +1,20 @@
 //! Opening a backup: the one reader of a payload, and verify.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Instant;
 
 use sqlseal_crypto::Keyring;
 use sqlseal_format::payload::read_salt;
 use sqlseal_format::{
-    ChunkCipher, DataKey, FrameReader, Header, PayloadDigest, RecordedCheck, Trailer,
+    ChunkCipher, DataKey, FrameReader, Header, PayloadDigest, RecordedCheck, SEAL_LEN, SealRecord,
+    Trailer,
 };
-use sqlseal_source::check_integrity;
+use sqlseal_source::{CheckLevel, SourceError, check_image};
 use sqlseal_store::BackupStore;
 
 use crate::pipeline::{self, OpenedPayload, PipelineError, pipeline_error};
-use crate::{CancelFlag, EngineError, Progress, VerifyOptions, VerifyReport};
+use crate::{CancelFlag, EngineError, IntegrityCheck, Progress, VerifyOptions, VerifyReport};
 
 /// What a full read of a backup proved: every field here is authenticated.
 #[derive(Clone, Debug)]
@@ -169,27 +170,65 @@ pub(crate) fn restore_into_file(
     file.as_file()
         .sync_all()
         .map_err(io_err("syncing", &path))?;
-    if options.integrity_check {
-        check_integrity(&path).map_err(|source| EngineError::Integrity {
+    // Decided on the authenticated seal of this very read.
+    let level = options.integrity_check.level(opened.recorded_check);
+    check_image(&path, level, &|| cancel.is_cancelled()).map_err(|source| match source {
+        SourceError::Cancelled => EngineError::Cancelled,
+        source => EngineError::Integrity {
             backup: name.to_owned(),
             source: Box::new(source),
-        })?;
-    }
-    Ok(VerifyReport {
+        },
+    })?;
+    Ok(report(name, opened, options, level, started))
+}
+
+fn report(
+    name: &str,
+    opened: Opened,
+    options: &VerifyOptions,
+    check_run: CheckLevel,
+    started: Instant,
+) -> VerifyReport {
+    VerifyReport {
         name: name.to_owned(),
         header: opened.header,
         trailer: opened.trailer,
         recorded_check: opened.recorded_check,
-        integrity_checked: options.integrity_check,
+        integrity_checked: check_run != CheckLevel::None,
+        check_run,
+        check_asked: options.integrity_check,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    }
+}
+
+/// The check a backup's seal records, read from the end of a local file
+/// without authenticating anything: only a guess of whether verify will
+/// need the image on disk. Remote backups are guessed to record a full
+/// check, as every backup made with the defaults does.
+fn guess_recorded_check(store: &dyn BackupStore, name: &str) -> RecordedCheck {
+    let Some(path) = store.local_path(name) else {
+        return RecordedCheck::Full;
+    };
+    let tail = || -> std::io::Result<[u8; SEAL_LEN]> {
+        let mut file = std::fs::File::open(&path)?;
+        file.seek(SeekFrom::End(-(SEAL_LEN as i64)))?;
+        let mut tail = [0u8; SEAL_LEN];
+        file.read_exact(&mut tail)?;
+        Ok(tail)
+    };
+    tail()
+        .ok()
+        .and_then(|t| SealRecord::decode(&t).ok())
+        .map_or(RecordedCheck::None, |seal| seal.check)
 }
 
 /// Checks everything about a backup: signer trusted, header MAC, every
 /// chunk authenticated and decompressed, trailer length and SHA-256, the
-/// seal, and (with `integrity_check`) `PRAGMA integrity_check` on the image
-/// in a private temporary file (deleted after). Without `integrity_check`
-/// the image is hashed in memory and never written anywhere.
+/// seal, and the integrity check that [`VerifyOptions::integrity_check`]
+/// asks for (by default: none when the seal records a full check made at
+/// backup time, `PRAGMA integrity_check` otherwise), on the image in a
+/// private temporary file (deleted after). When no check runs the image is
+/// hashed in memory and never written anywhere.
 pub fn verify_backup(
     store: &dyn BackupStore,
     name: &str,
@@ -198,7 +237,15 @@ pub fn verify_backup(
     cancel: &CancelFlag,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, EngineError> {
-    if !options.integrity_check {
+    // Whether a check will run is known for sure only from the seal at
+    // the end of the read; the guess decides whether the image is written
+    // to disk on the way.
+    let needs_image = match options.integrity_check {
+        IntegrityCheck::None => false,
+        IntegrityCheck::Auto => guess_recorded_check(store, name) != RecordedCheck::Full,
+        IntegrityCheck::Full | IntegrityCheck::Quick => true,
+    };
+    if !needs_image {
         let started = Instant::now();
         let opened = open_stored(
             store,
@@ -209,14 +256,12 @@ pub fn verify_backup(
             cancel,
             progress,
         )?;
-        return Ok(VerifyReport {
-            name: name.to_owned(),
-            header: opened.header,
-            trailer: opened.trailer,
-            recorded_check: opened.recorded_check,
-            integrity_checked: false,
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        let level = options.integrity_check.level(opened.recorded_check);
+        if level == CheckLevel::None {
+            return Ok(report(name, opened, options, level, started));
+        }
+        // The guess was wrong (the file changed since it was looked at):
+        // read it again, onto disk, and decide on that read.
     }
     // The image is plaintext: it goes in a private 0700 directory (removed
     // with everything in it on every path) of the chosen or the system's

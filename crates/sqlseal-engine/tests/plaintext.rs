@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 use sqlseal_crypto::{Keyring, P256Identity};
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, NoProgress, Progress, VerifyOptions, create_backup, verify_backup,
+    BackupOptions, CancelFlag, IntegrityCheck, NoProgress, Progress, VerifyOptions, create_backup,
+    verify_backup,
 };
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
 use sqlseal_store::LocalStore;
@@ -75,7 +76,13 @@ fn verify_keeps_the_image_in_a_private_temporary_directory() {
     let temp = dir.path().join("temp");
     std::fs::create_dir(&temp).expect("temp dir");
 
-    for integrity_check in [true, false] {
+    // A backup made with the defaults records a full check, so the default
+    // verify (Auto) needs no image on disk either.
+    for (integrity_check, on_disk) in [
+        (IntegrityCheck::Full, true),
+        (IntegrityCheck::None, false),
+        (IntegrityCheck::Auto, false),
+    ] {
         let watch = Watch {
             dirs: vec![backups.clone(), temp.clone()],
             seen: Mutex::new(Vec::new()),
@@ -102,7 +109,7 @@ fn verify_keeps_the_image_in_a_private_temporary_directory() {
                 BTreeSet::from([made.name.clone()]),
                 "nothing but the backup beside the backup"
             );
-            if integrity_check {
+            if on_disk {
                 let names: Vec<&String> = step[1].iter().collect();
                 assert_eq!(names.len(), 1, "one private directory: {names:?}");
                 assert!(names[0].starts_with(".sqlseal-verify-"), "{names:?}");

@@ -8,11 +8,11 @@ use sqlseal_crypto::{
     CryptoError, Keyring, P256Identity, P256Recipient, load_identity_file, load_recipient_file,
 };
 use sqlseal_format::KeyId;
-use sqlseal_params::{BackupMethod, Params, RestoreOnFailure};
+use sqlseal_params::{BackupCheck, BackupMethod, Params, RestoreOnFailure};
 
 use crate::names;
 use crate::retention::RetentionPolicy;
-use sqlseal_source::Method;
+use sqlseal_source::{CheckLevel, Method};
 use sqlseal_store::{BackupStore, S3Settings, StoreError, is_url, open_store};
 
 /// A configuration that cannot run, naming the parameter at fault and
@@ -127,6 +127,9 @@ pub struct Settings {
     pub snapshot_temp_dir: Option<PathBuf>,
     /// Snapshot method.
     pub method: Method,
+    /// `Backup.Check`: the integrity check run on each snapshot and
+    /// recorded in its seal; a snapshot that fails it is not backed up.
+    pub check: CheckLevel,
     /// Plaintext chunk size.
     pub chunk_size: u32,
     /// `Backup.TempDir`: directory for temporary snapshot files and
@@ -209,6 +212,11 @@ impl Settings {
             BackupMethod::Dbpage => Method::DbPage,
             BackupMethod::BackupApi => Method::BackupApi,
             BackupMethod::Vacuum => Method::Vacuum,
+        };
+        let check = match b.check {
+            BackupCheck::Full => CheckLevel::Full,
+            BackupCheck::Quick => CheckLevel::Quick,
+            BackupCheck::None => CheckLevel::None,
         };
         let chunk_size = u32::try_from(b.chunk_size.bytes())
             .map_err(|_| invalid("Backup.ChunkSize", "too large"))?;
@@ -300,6 +308,7 @@ impl Settings {
             },
             snapshot_temp_dir,
             method,
+            check,
             chunk_size,
             temp_dir,
             frequency,
@@ -546,6 +555,33 @@ mod tests {
         );
         let cause = std::error::Error::source(&e).and_then(|c| c.downcast_ref::<std::io::Error>());
         assert!(cause.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn backup_check_defaults_to_full_and_takes_quick_and_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut params = params(dir.path());
+        assert_eq!(
+            Settings::from_params(&params).expect("settings").check,
+            CheckLevel::Full
+        );
+        for (param, level) in [
+            (BackupCheck::Full, CheckLevel::Full),
+            (BackupCheck::Quick, CheckLevel::Quick),
+            (BackupCheck::None, CheckLevel::None),
+        ] {
+            params.backup.check = param;
+            assert_eq!(
+                Settings::from_params(&params).expect("settings").check,
+                level
+            );
+        }
+        let param = sqlseal_params::PARAMS
+            .iter()
+            .find(|p| p.name() == "Backup.Check")
+            .expect("Backup.Check");
+        let err = param.set(&mut params, "bogus").expect_err("not a choice");
+        assert!(err.to_string().contains("full"), "{err}");
     }
 
     #[tokio::test]

@@ -119,7 +119,10 @@ pub struct AutoRestoreReport {
 
 /// Restores every configured database that is missing, from its newest
 /// backup that passes verification (signer trusted, every chunk, trailer
-/// hash, integrity_check). A database file that exists is never touched.
+/// hash, seal, and `PRAGMA integrity_check` unless the seal records a full
+/// check made at backup time: the default rule of
+/// [`IntegrityCheck::Auto`](sqlseal_engine::IntegrityCheck::Auto)). A
+/// database file that exists is never touched.
 ///
 /// Candidates are backups whose header authenticates, names this database
 /// and is signed by one of `Backup.Keys` or `Backup.Trust`, newest first.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, EngineError, HeaderCheck, NoProgress, VerifyOptions, create_backup,
-    list_backups, verify_backup,
+    BackupOptions, CancelFlag, EngineError, HeaderCheck, IntegrityCheck, NoProgress, VerifyOptions,
+    create_backup, list_backups, verify_backup,
 };
 use sqlseal_format::CreatedAt;
 use sqlseal_source::{ChangeMarker, SnapshotOptions, SqliteSource, change_marker};
@@ -91,8 +91,10 @@ pub trait DatabaseJob: Send + Sync + 'static {
     }
 }
 
-/// The real job: snapshot, seal, store, read back (authenticate every
-/// chunk), then delete the oldest backups beyond `Backup.MaxCount`.
+/// The real job: snapshot and check it (`Backup.Check`, recorded in the
+/// seal), seal, store, read back (authenticate every chunk), then delete
+/// the oldest backups beyond `Backup.MaxCount`. A failed check fails the
+/// run: nothing is stored and retention does not run.
 /// Only backups whose header authenticates under the daemon's keyring are
 /// counted or deleted; the others are logged and left alone.
 pub struct SqliteJob {
@@ -164,9 +166,11 @@ impl DatabaseJob for SqliteJob {
                 _ => Path::new(".").to_path_buf(),
             })
         });
+        // A drill always runs the full check on the restored image, even
+        // when the backup recorded one: it tests the restore path itself.
         let options = VerifyOptions {
             temp_dir,
-            integrity_check: true,
+            integrity_check: IntegrityCheck::Full,
             ..VerifyOptions::default()
         };
         let report = verify_backup(store, &newest, &s.keyring, &options, cancel, &NoProgress)
@@ -174,7 +178,8 @@ impl DatabaseJob for SqliteJob {
         Ok(Some(DrillDone {
             backup: newest,
             check: format!(
-                "integrity_check ran on the restored image; recorded at backup time: {}",
+                "{} check ran on the restored image; recorded at backup time: {}",
+                report.check_run.name(),
                 report.recorded_check.name()
             ),
         }))
@@ -212,6 +217,9 @@ impl DatabaseJob for SqliteJob {
         let s = &self.settings;
         let mut snapshot = SnapshotOptions::new(s.method);
         snapshot.temp_dir = s.snapshot_temp_dir.clone();
+        // Backup.Check: a snapshot that fails it fails this run, before
+        // anything is stored or deleted.
+        snapshot.check = s.check;
         let source = SqliteSource::new(&self.db.path, snapshot);
         let mut options = BackupOptions::new(s.recipients.clone(), s.signer.clone());
         options.chunk_size = s.chunk_size;
@@ -222,7 +230,7 @@ impl DatabaseJob for SqliteJob {
         // Read the new backup back before deleting anything older.
         let read_back = VerifyOptions {
             temp_dir: s.temp_dir.clone(),
-            integrity_check: false,
+            integrity_check: IntegrityCheck::None,
             ..VerifyOptions::default()
         };
         // Once the backup is in the store, the read-back and retention are

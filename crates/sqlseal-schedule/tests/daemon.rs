@@ -444,3 +444,106 @@ fn names_a_file_system_cannot_hold_are_encoded_alike_in_directory_and_backups() 
         subdir.display()
     );
 }
+
+/// The check each seal records, read back through the one reader.
+fn recorded_checks(settings: &Settings) -> Vec<sqlseal_format::RecordedCheck> {
+    let store = settings.databases[0].store.as_ref();
+    backup_names(settings)
+        .iter()
+        .map(|name| {
+            sqlseal_engine::open_container(
+                name,
+                store.open(name).expect("open"),
+                &settings.keyring,
+                &mut std::io::sink(),
+                2,
+                &CancelFlag::new(),
+                &NoProgress,
+            )
+            .expect("opens")
+            .recorded_check
+        })
+        .collect()
+}
+
+/// Garbage over half the root page of a new index `t_v`, with plain file
+/// I/O after every connection closed.
+fn damage_an_index(db: &Path) {
+    let (root, page_size): (i64, i64) = {
+        let conn = Connection::open(db).expect("open");
+        conn.execute_batch("CREATE INDEX t_v ON t(v); PRAGMA wal_checkpoint(TRUNCATE);")
+            .expect("index");
+        (
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 't_v'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("root"),
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .expect("page size"),
+        )
+    };
+    let mut bytes = std::fs::read(db).expect("read");
+    let start = ((root - 1) * page_size) as usize;
+    let page = &mut bytes[start..start + page_size as usize];
+    let half = page.len() / 2;
+    for (i, b) in page[half..].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ 0x5a;
+    }
+    std::fs::write(db, bytes).expect("write");
+}
+
+#[test]
+fn backup_check_is_recorded_and_a_damaged_database_stores_and_deletes_nothing() {
+    let mut e = env();
+    e.params.backup.max_count = 1;
+    let settings = Settings::from_params(&e.params).expect("settings");
+    job(&settings)
+        .backup(at(0), &CancelFlag::new())
+        .expect("full by default");
+    assert_eq!(
+        recorded_checks(&settings),
+        [sqlseal_format::RecordedCheck::Full]
+    );
+    e.params.backup.check = sqlseal_params::BackupCheck::Quick;
+    let quick = Settings::from_params(&e.params).expect("settings");
+    job(&quick)
+        .backup(at(1), &CancelFlag::new())
+        .expect("quick");
+    assert_eq!(
+        recorded_checks(&settings),
+        [sqlseal_format::RecordedCheck::Quick],
+        "retention kept the newest"
+    );
+    let before = backup_names(&settings);
+
+    damage_an_index(&e.db);
+    let err = job(&settings)
+        .backup(at(2), &CancelFlag::new())
+        .expect_err("a damaged database is not backed up");
+    let text = err.to_string();
+    assert!(text.contains("fails integrity_check"), "{text}");
+    assert!(text.contains("Backup.Check: none"), "{text}");
+    assert_eq!(
+        backup_names(&settings),
+        before,
+        "nothing stored, nothing deleted"
+    );
+    let temps: Vec<_> = std::fs::read_dir(e.params.backup.location.join("app.db"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+
+    e.params.backup.check = sqlseal_params::BackupCheck::None;
+    let unchecked = Settings::from_params(&e.params).expect("settings");
+    job(&unchecked)
+        .backup(at(3), &CancelFlag::new())
+        .expect("backed up as it is");
+    assert_eq!(
+        recorded_checks(&settings),
+        [sqlseal_format::RecordedCheck::None]
+    );
+}

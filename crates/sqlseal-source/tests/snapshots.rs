@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use sqlseal_source::{
-    Method, SnapshotOptions, SnapshotSource, SourceError, SqliteSource, check_integrity,
+    CheckLevel, Method, SnapshotOptions, SnapshotSource, SourceError, SqliteSource, check_integrity,
 };
 
 fn take_image(
@@ -32,6 +32,11 @@ fn take_image(
         image.extend_from_slice(&block);
     }
     assert_eq!(image.len() as u64, info.image_len());
+    // The default check ran on this very image and passed.
+    let checked = snapshot
+        .check_result(Duration::from_secs(120))
+        .expect("the check ends")?;
+    assert_eq!(checked, CheckLevel::Full, "{method}");
     Ok((image, info))
 }
 
