@@ -67,12 +67,23 @@ pub fn check(config: &Path, json: bool, expand: bool) -> anyhow::Result<()> {
     for w in &settings.warnings {
         eprintln!("warning: {w}");
     }
+    // One entry per database (settings hold one per database and location).
+    let mut paths: Vec<&Path> = Vec::new();
+    for d in &settings.databases {
+        if !paths.contains(&d.path.as_path()) {
+            paths.push(&d.path);
+        }
+    }
     if json {
         #[derive(Serialize)]
         struct Checked<'a> {
             ok: bool,
             databases: Vec<&'a Path>,
+            /// The first `Backup.Location` (kept for scripts written before
+            /// it took a list).
             location: &'a Path,
+            /// Every `Backup.Location`, in order.
+            locations: &'a [std::path::PathBuf],
             /// `Backup.Frequency` as written; `None` when scheduling is off.
             frequency: Option<String>,
             max_count: u64,
@@ -80,12 +91,9 @@ pub fn check(config: &Path, json: bool, expand: bool) -> anyhow::Result<()> {
         }
         let checked = Checked {
             ok: true,
-            databases: settings
-                .databases
-                .iter()
-                .map(|d| d.path.as_path())
-                .collect(),
-            location: &settings.location,
+            databases: paths.clone(),
+            location: &settings.locations[0],
+            locations: &settings.locations,
             frequency: settings
                 .frequency
                 .map(|_| loaded.params.backup.frequency.to_string()),
@@ -111,8 +119,13 @@ pub fn check(config: &Path, json: bool, expand: bool) -> anyhow::Result<()> {
     }
     println!(
         "ok: {} database(s), backups to {} {frequency}, keeping {}{extras}",
-        settings.databases.len(),
-        settings.location.display(),
+        paths.len(),
+        settings
+            .locations
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" and "),
         retention_summary(&settings.retention)
     );
     Ok(())
@@ -291,7 +304,7 @@ pub fn run(config: &Path, log_format: Option<&str>, expand: bool) -> anyhow::Res
         let signals = tokio::spawn(stop_on_signal(token.clone()));
         info!(
             databases = settings.databases.len(),
-            location = %settings.location.display(),
+            locations = settings.locations.len(),
             "sqlseal daemon started"
         );
         let listener = match &settings.metrics_listen {

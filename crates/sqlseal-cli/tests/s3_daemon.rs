@@ -67,12 +67,12 @@ fn env(server: &S3Server, prefix: &str, max_count: u64, configured: bool) -> Env
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
     let mut params = Params::default();
-    params.backup.location = dir.path().join("local");
+    params.backup.location = vec![dir.path().join("local")];
     params.backup.keys = vec![key];
     params.backup.max_count = max_count;
     params.database.paths = vec![db.clone()];
     if configured {
-        params.backup.location = server.url(prefix).into();
+        params.backup.location = vec![server.url(prefix).into()];
         let s3 = server.settings();
         params.s3.endpoint = s3.endpoint;
         params.s3.region = s3.region;

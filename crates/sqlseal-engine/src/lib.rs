@@ -1,6 +1,10 @@
 //! sqlseal's engine: composes a snapshot source, the container format, the
 //! crypto envelope and a backup store into the operations a user runs.
 //!
+//! Owns: the pipelines, the one reader of a payload (`open_container`),
+//! authenticated listing, install. Never: schedules, prints, or decides
+//! on bytes it has not authenticated.
+//!
 //! - [`create_backup`]: snapshot -> chunks -> lz4 + seal (on all cores) -> store.
 //!   The snapshot's integrity check ([`CheckLevel`], full by default) runs
 //!   on the exact image being backed up, beside the stream; a failure fails

@@ -2,6 +2,9 @@
 //! and a health check at `/healthz`, over HTTP on the daemon's tokio
 //! runtime.
 //!
+//! Owns: the exposition and the HTTP endpoint. Never: decides anything
+//! about backups, or takes input beyond the request path.
+//!
 //! It owns the exposition (through `prometheus-client`, in the OpenMetrics
 //! text format that Prometheus scrapes) and the HTTP endpoint (through
 //! `axum`); it must never decide anything about backups: it only observes

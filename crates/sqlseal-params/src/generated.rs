@@ -36,11 +36,13 @@ pub const GROUPS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backup {
     /// Where backups are written: a directory, or an S3-compatible bucket and key prefix as
-    /// s3://BUCKET/PREFIX (see the S3 group). When several databases are configured, each gets its
-    /// own subdirectory (or sub-prefix).
+    /// s3://BUCKET/PREFIX (see the S3 group); or a list of them, and every database is backed up to
+    /// each, with its own retention, status and metrics per location (one failing does not stop the
+    /// others). Each database gets its own subdirectory (or sub-prefix), named as the database is.
+    /// Auto-restore takes the newest verified backup across all locations.
     ///
-    /// `Backup.Location`: filename, default `./backups`, environment `SQLSEAL_BACKUP_LOCATION`.
-    pub location: PathBuf,
+    /// `Backup.Location`: filenameSlice, default `[./backups]`, environment `SQLSEAL_BACKUP_LOCATION`.
+    pub location: Vec<PathBuf>,
     /// Time between scheduled backups, as a Go-style duration such as 15m, 24h or 1h30m. 0 disables
     /// scheduled backups.
     ///
@@ -156,7 +158,7 @@ pub struct Backup {
 impl Default for Backup {
     fn default() -> Self {
         Backup {
-            location: PathBuf::from("./backups"),
+            location: vec![PathBuf::from("./backups")],
             frequency: Duration::new(86400, 0), // 24h
             max_count: 10,
             keep_last: 0,

@@ -1,5 +1,9 @@
 //! sqlseal's configuration parameters.
 //!
+//! Owns: the parameter structs (generated), the one loader (file, then
+//! environment, then defaults) and `${VAR}` expansion. Never: checks that
+//! paths or keys exist (sqlseal-schedule's settings do).
+//!
 //! `docs/parameters.yaml` is the single list of parameters; `cargo xtask
 //! codegen` turns it into the structs of this crate ([`Params`] with one
 //! struct per group: [`Backup`], [`Database`], [`Restore`], [`Status`],
@@ -447,7 +451,7 @@ mod tests {
         let loaded = Params::load(None, |_| None).expect("defaults load");
         let p = &loaded.params;
         assert_eq!(*p, Params::default());
-        assert_eq!(p.backup.location, PathBuf::from("./backups"));
+        assert_eq!(p.backup.location, vec![PathBuf::from("./backups")]);
         assert_eq!(p.backup.frequency.as_std().as_secs(), 24 * 3600);
         assert_eq!(p.backup.max_count, 10);
         assert!(p.backup.keys.is_empty() && p.database.paths.is_empty());
@@ -582,7 +586,7 @@ mod tests {
             ("Backup:\n  ChunkSize: 100\n", "Backup.ChunkSize: 100 is out of range; use 4096 to 16777216"),
             ("Backup:\n  ChunkSize: 32MiB\n", "Backup.ChunkSize: 33554432 is out of range; use 4096 to 16777216"),
             ("Backup:\n  MaxCount: -1\n", "Backup.MaxCount: invalid value: integer `-1`..."),
-            ("Backup:\n  Keys: a.pem\n", "Backup.Keys: expected a list, found a string"),
+            ("Backup:\n  Keys: {a: b}\n", "Backup.Keys: expected a list, found a mapping"),
             ("Restore:\n  Auto: yes\n", "Restore.Auto: invalid type: string \"yes\"..."),
             ("Status:\n  File:\n", "Status.File: invalid type: unit value..."),
         ];

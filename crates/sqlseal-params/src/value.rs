@@ -230,9 +230,10 @@ impl ParamValue for Duration {
     }
 }
 
-/// Lists: a YAML sequence in the file, comma-separated in the environment
-/// (items are trimmed; empty items are dropped, so an empty string is an
-/// empty list).
+/// Lists: a YAML sequence in the file (or a single value, taken as a list
+/// of one: `Location: backups` and `Location: [backups, s3://b/p]` both
+/// work), comma-separated in the environment (items are trimmed; empty
+/// items are dropped, so an empty string is an empty list).
 impl<T: ParamValue> ParamValue for Vec<T> {
     fn from_text(text: &str) -> Result<Self, ValueError> {
         text.split(',')
@@ -245,7 +246,11 @@ impl<T: ParamValue> ParamValue for Vec<T> {
     fn from_yaml(value: Value) -> Result<Self, ValueError> {
         match value {
             Value::Sequence(items) => items.into_iter().map(T::from_yaml).collect(),
-            other => Err(ValueError::NotAList(crate::describe(&other))),
+            Value::Mapping(_) | Value::Tagged(_) => {
+                Err(ValueError::NotAList(crate::describe(&value)))
+            }
+            Value::Null => Ok(Vec::new()),
+            scalar => Ok(vec![T::from_yaml(scalar)?]),
         }
     }
 

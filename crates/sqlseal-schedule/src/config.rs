@@ -111,9 +111,9 @@ pub struct Settings {
     pub recipients: Vec<P256Recipient>,
     /// Opens backups and trusts signers (for auto-restore and read-back).
     pub keyring: Keyring,
-    /// `Backup.Location`: each database's backups are in a subdirectory
-    /// (a directory path, or an `s3://BUCKET/PREFIX` URL).
-    pub location: PathBuf,
+    /// `Backup.Location`: each database's backups are in a subdirectory of
+    /// each (a directory path, or an `s3://BUCKET/PREFIX` URL), in order.
+    pub locations: Vec<PathBuf>,
     /// `Database.Dirs`: glob patterns watched for databases.
     pub dirs: Vec<String>,
     /// The S3 settings, for stores opened after start-up.
@@ -227,10 +227,25 @@ impl Settings {
                 "no databases configured; list the SQLite files to back up (or glob patterns in Database.Dirs)",
             ));
         }
-        let location = &b.location;
-        let remote = is_url(location);
-        if !remote {
-            prove_writable("Backup.Location", location)?;
+        if b.location.is_empty() {
+            return Err(invalid(
+                "Backup.Location",
+                "no location; give a directory or s3://BUCKET/PREFIX (or a list of them)",
+            ));
+        }
+        for (i, location) in b.location.iter().enumerate() {
+            if b.location[..i].contains(location) {
+                return Err(invalid(
+                    "Backup.Location",
+                    format!(
+                        "{} is listed twice; list each location once",
+                        location.display()
+                    ),
+                ));
+            }
+            if !is_url(location) {
+                prove_writable("Backup.Location", location)?;
+            }
         }
         let s3 = s3_settings(&params.s3);
         let entries = params
@@ -265,17 +280,23 @@ impl Settings {
             invalid(param, reason)
         })?;
         let mut databases: Vec<DatabaseConfig> = Vec::new();
+        let several = b.location.len() > 1;
         for (i, db) in named.into_iter().enumerate() {
-            let mut config = database_config(location, &s3, db)?;
-            config.discovered = i >= listed;
-            if remote {
-                // One request proves the bucket, the credentials and the endpoint.
-                config.store.list().map_err(|source| ConfigError::Store {
-                    param: "Backup.Location",
-                    source,
-                })?;
+            for location in &b.location {
+                let mut config = database_config(location, &s3, db.clone())?;
+                config.discovered = i >= listed;
+                if is_url(location) && !several {
+                    // One request proves the bucket, the credentials and the
+                    // endpoint. With several locations none is probed: one
+                    // that is down must not hold up the others (its backups
+                    // fail, are retried and reported, per location).
+                    config.store.list().map_err(|source| ConfigError::Store {
+                        param: "Backup.Location",
+                        source,
+                    })?;
+                }
+                databases.push(config);
             }
-            databases.push(config);
         }
         let temp_dir = (!params.backup.temp_dir.as_os_str().is_empty())
             .then(|| params.backup.temp_dir.clone());
@@ -299,7 +320,7 @@ impl Settings {
             signer,
             recipients,
             keyring,
-            location: location.clone(),
+            locations: b.location.clone(),
             dirs: params.database.dirs.clone(),
             s3,
             concurrency: match b.concurrency {
@@ -399,18 +420,18 @@ pub fn database_config(
     })
 }
 
-/// Where the status file is: `Status.File`, else `status.json` in a local
-/// `Backup.Location` (a URL location needs `Status.File`).
+/// Where the status file is: `Status.File`, else `status.json` in the
+/// first `Backup.Location` that is a directory (URLs alone need `Status.File`).
 pub fn status_file(params: &Params) -> Result<PathBuf, ConfigError> {
     if !params.status.file.as_os_str().is_empty() {
-        Ok(params.status.file.clone())
-    } else if is_url(&params.backup.location) {
-        Err(invalid(
+        return Ok(params.status.file.clone());
+    }
+    match params.backup.location.iter().find(|l| !is_url(l)) {
+        Some(local) => Ok(local.join("status.json")),
+        None => Err(invalid(
             "Status.File",
-            "must be set when Backup.Location is a URL (the status file is local)",
-        ))
-    } else {
-        Ok(params.backup.location.join("status.json"))
+            "must be set when every Backup.Location is a URL (the status file is local)",
+        )),
     }
 }
 
@@ -492,7 +513,7 @@ mod tests {
         std::fs::write(&key_file, key.to_pkcs8_pem().expect("pem").as_bytes()).expect("key file");
         let mut params = Params::default();
         params.backup.keys = vec![key_file];
-        params.backup.location = dir.join("backups");
+        params.backup.location = vec![dir.join("backups")];
         params.database.paths = vec![dir.join("data/app.db")];
         params
     }
@@ -541,7 +562,7 @@ mod tests {
         let mut params = self::params(dir.path());
         let blocker = dir.path().join("blocker");
         std::fs::write(&blocker, "a file").expect("file");
-        params.backup.location = blocker.join("sub");
+        params.backup.location = vec![blocker.join("sub")];
         let e = Settings::from_params(&params).expect_err("a file is in the way");
         assert!(
             matches!(

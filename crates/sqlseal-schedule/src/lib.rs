@@ -2,6 +2,10 @@
 //! retention of the newest N, auto-restore of missing databases at
 //! start-up, and a status file.
 //!
+//! Owns: settings, names, scheduling, retention, drills, auto-restore, the
+//! status file and the health rule. Never: prints, serves HTTP, or opens a
+//! payload itself (the engine does).
+//!
 //! A service that embeds sqlseal takes the [`DatabaseLocks`] (so that no
 //! other process backs up the same databases to the same place), calls
 //! [`auto_restore`] before it opens its database, so it never starts on an

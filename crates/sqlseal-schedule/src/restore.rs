@@ -135,13 +135,23 @@ pub fn auto_restore_settings(settings: &Settings) -> Result<AutoRestoreReport, S
     let mut report = AutoRestoreReport {
         databases: Vec::new(),
     };
-    for db in &settings.databases {
+    for (i, db) in settings.databases.iter().enumerate() {
+        // One entry per database and location: each database once, from
+        // the newest verified backup across all its locations.
+        if settings.databases[..i].iter().any(|d| d.path == db.path) {
+            continue;
+        }
         let outcome = if db.path.symlink_metadata().is_ok() {
             RestoreOutcome::Present
         } else if !settings.restore_auto {
             RestoreOutcome::Disabled
         } else {
-            restore_one(settings, db)?
+            let all: Vec<&crate::DatabaseConfig> = settings
+                .databases
+                .iter()
+                .filter(|d| d.path == db.path)
+                .collect();
+            restore_one(settings, &all)?
         };
         report.databases.push((db.path.clone(), outcome));
     }
@@ -150,18 +160,30 @@ pub fn auto_restore_settings(settings: &Settings) -> Result<AutoRestoreReport, S
 
 fn restore_one(
     settings: &Settings,
-    db: &crate::DatabaseConfig,
+    locations: &[&crate::DatabaseConfig],
 ) -> Result<RestoreOutcome, ScheduleError> {
-    let listed = match list_backups(db.store.as_ref(), Some(&settings.keyring)) {
-        Ok(listed) => listed,
-        Err(sqlseal_engine::EngineError::Store(StoreError::NoDirectory(_))) => Vec::new(),
-        Err(source) => {
-            return Err(ScheduleError::Engine {
-                database: db.name.clone(),
-                source,
-            });
+    let db = locations[0];
+    // Every location's listing, in order; with several, one that cannot
+    // be listed is skipped (and logged) and the others are used.
+    let mut listed = Vec::new();
+    for at in locations {
+        match list_backups(at.store.as_ref(), Some(&settings.keyring)) {
+            Ok(found) => listed.extend(found.into_iter().map(|b| (at.store.clone(), b))),
+            Err(sqlseal_engine::EngineError::Store(StoreError::NoDirectory(_))) => {}
+            Err(source) if locations.len() > 1 => {
+                warn!(database = %db.path.display(), location = %at.store.location(), error = %source, "cannot list this location; auto-restore uses the others");
+            }
+            Err(source) => {
+                return Err(ScheduleError::Engine {
+                    database: db.name.clone(),
+                    source,
+                });
+            }
         }
-    };
+    }
+    // Newest first across locations (by authenticated time; ties keep
+    // the locations' order).
+    listed.sort_by_key(|(_, b)| std::cmp::Reverse(b.verified_created()));
     if listed.is_empty() {
         info!(database = %db.path.display(), "database is missing and has no backups; nothing to restore, it is backed up once the application creates it");
         return Ok(RestoreOutcome::NoBackups);
@@ -182,7 +204,7 @@ fn restore_one(
     // Candidates: authenticated headers of this database by an allowed
     // signer, newest first (the listing's order, by authenticated time).
     let mut candidates = Vec::new();
-    for backup in listed {
+    for (store, backup) in listed {
         let name = backup.entry.name.clone();
         let Some(header) = backup.verified_header() else {
             let reason = match &backup.check {
@@ -196,9 +218,9 @@ fn restore_one(
             refuse(&mut refused, name, reason);
             continue;
         }
-        candidates.push((name, header.metadata.backup_id));
+        candidates.push((name, header.metadata.backup_id, store));
     }
-    for (name, listed_id) in candidates {
+    for (name, listed_id, store) in candidates {
         let approve: Approve = {
             let expected = expected.clone();
             let signers = settings.restore_signers.clone();
@@ -233,7 +255,7 @@ fn restore_one(
             approve: Some(approve),
         };
         match restore_backup(
-            db.store.as_ref(),
+            store.as_ref(),
             &name,
             &settings.keyring,
             &db.path,

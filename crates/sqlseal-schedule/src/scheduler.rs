@@ -418,22 +418,26 @@ impl Scheduler {
     /// did, in the status file and as [`Event::AutoRestore`] for observers.
     pub fn note_auto_restore(&self, report: &AutoRestoreReport) {
         for (path, outcome) in &report.databases {
-            let Some((_, name, location)) = self.targets.iter().find(|(p, ..)| p == path) else {
-                continue;
-            };
-            let target = Target {
-                database: name,
-                location,
-            };
-            emit(
-                &self.observers,
-                &Event::AutoRestore {
-                    target,
-                    outcome: outcome.kind(),
-                },
-            );
-            let described = outcome.describe();
-            update_status(&self.status, name, |s| s.auto_restore = Some(described));
+            for (_, name, location) in self.targets.iter().filter(|(p, ..)| p == path) {
+                let target = Target {
+                    database: name,
+                    location,
+                };
+                emit(
+                    &self.observers,
+                    &Event::AutoRestore {
+                        target,
+                        outcome: outcome.kind(),
+                    },
+                );
+                let described = outcome.describe();
+                if let Some(status) = &self.status
+                    && let Err(e) =
+                        status.update_at(name, location, |s| s.auto_restore = Some(described))
+                {
+                    warn!(error = %e, "could not write the status file");
+                }
+            }
         }
     }
 
@@ -472,10 +476,13 @@ impl Scheduler {
         let mut tasks = JoinSet::new();
         // Each database's loop stops on its own token (a child of `token`),
         // so a database that disappears can be dropped alone.
-        let mut running: HashMap<String, (CancellationToken, bool)> = HashMap::new();
+        let mut running = Running::new();
         for job in self.jobs {
             let child = token.child_token();
-            running.insert(job.name().to_owned(), (child.clone(), job.discovered()));
+            running.insert(
+                (job.name().to_owned(), job.location().to_owned()),
+                (child.clone(), job.discovered()),
+            );
             tasks.spawn(database_loop(job, context.clone(), child));
         }
         let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
@@ -525,90 +532,91 @@ impl Scheduler {
     }
 }
 
-/// Starts or stops the loop of a database that `Database.Dirs` found or lost.
+/// The loops running: (database, location) -> its token and whether a
+/// `Database.Dirs` pattern found it.
+type Running = HashMap<(String, String), (CancellationToken, bool)>;
+
+/// Starts or stops the loops (one per location) of a database that
+/// `Database.Dirs` found or lost.
 fn apply_change(
     change: crate::watch::Change,
     settings: &Arc<Settings>,
     cx: &Arc<LoopContext>,
-    running: &mut HashMap<String, (CancellationToken, bool)>,
+    running: &mut Running,
     tasks: &mut JoinSet<()>,
     token: &CancellationToken,
 ) {
     match change {
         crate::watch::Change::Added(db) => {
-            if running.contains_key(&db.name) {
+            if running.keys().any(|(name, _)| *name == db.name) {
                 return;
             }
-            let (name, path) = (db.name.clone(), db.path.clone());
-            let mut config = match crate::config::database_config(
-                &settings.location,
-                &settings.s3,
-                db,
-            ) {
-                Ok(c) => c,
-                Err(e) => {
-                    error!(database = %name, error = %e, "found by Database.Dirs but cannot be scheduled");
-                    return;
+            info!(database = %db.name, path = %db.path.display(), "database found; scheduled");
+            for location in &settings.locations {
+                let (name, path) = (db.name.clone(), db.path.clone());
+                let mut config = match crate::config::database_config(
+                    location,
+                    &settings.s3,
+                    db.clone(),
+                ) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        error!(database = %name, error = %e, "found by Database.Dirs but cannot be scheduled");
+                        continue;
+                    }
+                };
+                config.discovered = true;
+                let location = config.store.location();
+                let lock = match sqlseal_store::DatabaseLock::acquire(&path, &location) {
+                    Ok(lock) => lock,
+                    Err(e) => {
+                        error!(database = %name, error = %e, "found by Database.Dirs but not scheduled");
+                        continue;
+                    }
+                };
+                if let Some(status) = &cx.status
+                    && let Err(e) = status.add(&name, path.clone(), location.clone())
+                {
+                    warn!(error = %e, "could not write the status file");
                 }
-            };
-            config.discovered = true;
-            let location = config.store.location();
-            let lock = match sqlseal_store::DatabaseLock::acquire(&path, &location) {
-                Ok(lock) => lock,
-                Err(e) => {
-                    error!(database = %name, error = %e, "found by Database.Dirs but not scheduled");
-                    return;
-                }
-            };
-            if let Some(status) = &cx.status
-                && let Err(e) = status.add(&name, path.clone(), location)
-            {
-                warn!(error = %e, "could not write the status file");
+                let job =
+                    Arc::new(SqliteJob::new(config, settings.clone())) as Arc<dyn DatabaseJob>;
+                let child = token.child_token();
+                running.insert((name, location), (child.clone(), true));
+                let cx = cx.clone();
+                tasks.spawn(async move {
+                    // Held for as long as the database is scheduled.
+                    let _lock = lock;
+                    database_loop(job, cx, child).await;
+                });
             }
-            info!(database = %name, path = %path.display(), "database found; scheduled");
-            let job = Arc::new(SqliteJob::new(config, settings.clone())) as Arc<dyn DatabaseJob>;
-            let child = token.child_token();
-            running.insert(name, (child.clone(), true));
-            let cx = cx.clone();
-            tasks.spawn(async move {
-                // Held for as long as the database is scheduled.
-                let _lock = lock;
-                database_loop(job, cx, child).await;
-            });
         }
         crate::watch::Change::Removed(name) => {
             // Only databases found by a pattern are dropped; a listed one
             // that goes missing is waited for.
-            if !running
-                .get(&name)
-                .is_some_and(|(_, discovered)| *discovered)
-            {
+            let gone: Vec<(String, String)> = running
+                .iter()
+                .filter(|((n, _), (_, discovered))| *n == name && *discovered)
+                .map(|(key, _)| key.clone())
+                .collect();
+            if gone.is_empty() {
                 return;
             }
-            if let Some((child, _)) = running.remove(&name) {
-                child.cancel();
-            }
-            let location = cx
-                .status
-                .as_ref()
-                .and_then(|s| {
-                    s.snapshot()
-                        .databases
-                        .into_iter()
-                        .find(|d| d.database == name)
-                        .map(|d| d.location)
-                })
-                .unwrap_or_default();
-            cx.emit(&Event::Unscheduled {
-                target: Target {
-                    database: &name,
-                    location: &location,
-                },
-            });
-            if let Some(status) = &cx.status
-                && let Err(e) = status.remove(&name)
-            {
-                warn!(error = %e, "could not write the status file");
+            for key in gone {
+                if let Some((child, _)) = running.remove(&key) {
+                    child.cancel();
+                }
+                cx.emit(&Event::Unscheduled {
+                    target: Target {
+                        database: &key.0,
+                        location: &key.1,
+                    },
+                });
+                if let Some(status) = &cx.status
+                    && let Err(e) = status.remove(&key.0, &key.1)
+                {
+                    warn!(error = %e, "could not write the status file");
+                }
             }
             info!(database = %name, "database gone; no longer scheduled (its backups are kept)");
         }
@@ -657,18 +665,6 @@ fn wait_for(due: Timestamp, now: Timestamp, period: Duration) -> Duration {
     to_std(now.duration_until(due)).min(period)
 }
 
-fn update_status(
-    status: &Option<Arc<StatusWriter>>,
-    name: &str,
-    change: impl FnOnce(&mut crate::DatabaseStatus),
-) {
-    if let Some(status) = status
-        && let Err(e) = status.update(name, change)
-    {
-        warn!(error = %e, "could not write the status file");
-    }
-}
-
 fn emit(observers: &[Arc<dyn Observer>], event: &Event<'_>) {
     for o in observers {
         o.observe(event);
@@ -687,8 +683,12 @@ struct LoopContext {
 }
 
 impl LoopContext {
-    fn update(&self, name: &str, change: impl FnOnce(&mut crate::DatabaseStatus)) {
-        update_status(&self.status, name, change);
+    fn update(&self, target: Target<'_>, change: impl FnOnce(&mut crate::DatabaseStatus)) {
+        if let Some(status) = &self.status
+            && let Err(e) = status.update_at(target.database, target.location, change)
+        {
+            warn!(error = %e, "could not write the status file");
+        }
     }
 
     fn emit(&self, event: &Event<'_>) {
@@ -755,7 +755,7 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
         newest_name: None,
     });
     if let Some(newest) = newest {
-        cx.update(&name, |s| s.last_success = Some(now_string(newest)));
+        cx.update(target, |s| s.last_success = Some(now_string(newest)));
     }
     let now = cx.clock.now();
     let mut due = cx.frequency.map(|f| match newest {
@@ -768,7 +768,7 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
         s.snapshot()
             .databases
             .iter()
-            .find(|d| d.database == name)
+            .find(|d| d.database == name && d.location == location)
             .and_then(|d| d.last_drill.as_deref().and_then(|t| t.parse().ok()))
     });
     let mut drill_due = cx
@@ -789,7 +789,7 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
                 break;
             }
         };
-        cx.update(&name, |s| {
+        cx.update(target, |s| {
             s.next_due = due.map(now_string);
             s.next_drill = drill_due.map(now_string);
         });
@@ -814,11 +814,11 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
                 target,
                 at: started,
             });
-            cx.update(&name, |s| s.unchanged_at = Some(now_string(started)));
+            cx.update(target, |s| s.unchanged_at = Some(now_string(started)));
             due = started.checked_add(period).ok().or(Some(started));
             continue;
         }
-        cx.update(&name, |s| s.last_attempt = Some(now_string(started)));
+        cx.update(target, |s| s.last_attempt = Some(now_string(started)));
         let clock = Instant::now();
         let result = {
             let job = job.clone();
@@ -839,7 +839,7 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
                     bytes: done.size,
                     kept: done.kept,
                 });
-                cx.update(&name, |s| {
+                cx.update(target, |s| {
                     s.last_success = Some(now_string(done.created));
                     s.last_backup = Some(done.name.clone());
                     s.last_error = None;
@@ -874,7 +874,7 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
                     kind: e.kind(),
                 });
                 let message = e.to_string();
-                cx.update(&name, |s| s.last_error = Some(message));
+                cx.update(target, |s| s.last_error = Some(message));
                 due = started.checked_add(period).ok().or(Some(started));
             }
         }
@@ -910,7 +910,7 @@ async fn run_drill(
                 duration,
                 failure: None,
             });
-            cx.update(name, |s| {
+            cx.update(target, |s| {
                 s.last_drill = Some(now_string(started));
                 s.last_drill_backup = Some(done.backup);
                 s.last_drill_check = Some(done.check);
@@ -931,7 +931,7 @@ async fn run_drill(
                 failure: Some(e.kind()),
             });
             let message = e.to_string();
-            cx.update(name, |s| {
+            cx.update(target, |s| {
                 s.last_drill = Some(now_string(started));
                 s.last_drill_backup = None;
                 s.last_drill_check = None;

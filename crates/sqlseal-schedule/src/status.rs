@@ -177,14 +177,18 @@ impl StatusWriter {
     }
 
     /// Adds an entry for a database found while running (nothing if one
-    /// of that name exists).
+    /// of that name and location exists).
     pub fn add(&self, database: &str, path: PathBuf, location: String) -> Result<(), StatusError> {
         let snapshot = {
             let mut state = match self.state.lock() {
                 Ok(s) => s,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            if !state.databases.iter().any(|d| d.database == database) {
+            if !state
+                .databases
+                .iter()
+                .any(|d| d.database == database && d.location == location)
+            {
                 state.databases.push(DatabaseStatus {
                     database: database.to_owned(),
                     path,
@@ -197,14 +201,16 @@ impl StatusWriter {
         self.write(&snapshot)
     }
 
-    /// Drops the entry of a database that is no longer served.
-    pub fn remove(&self, database: &str) -> Result<(), StatusError> {
+    /// Drops the entry of a database at a location that is no longer served.
+    pub fn remove(&self, database: &str, location: &str) -> Result<(), StatusError> {
         let snapshot = {
             let mut state = match self.state.lock() {
                 Ok(s) => s,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            state.databases.retain(|d| d.database != database);
+            state
+                .databases
+                .retain(|d| !(d.database == database && d.location == location));
             state.clone()
         };
         self.write(&snapshot)
@@ -223,10 +229,28 @@ impl StatusWriter {
         &self.path
     }
 
-    /// Changes the entry of `database` and rewrites the file.
+    /// Changes the (first) entry of `database` and rewrites the file.
     pub fn update(
         &self,
         database: &str,
+        change: impl FnOnce(&mut DatabaseStatus),
+    ) -> Result<(), StatusError> {
+        self.update_where(|d| d.database == database, change)
+    }
+
+    /// Changes the entry of `database` at `location` and rewrites the file.
+    pub fn update_at(
+        &self,
+        database: &str,
+        location: &str,
+        change: impl FnOnce(&mut DatabaseStatus),
+    ) -> Result<(), StatusError> {
+        self.update_where(|d| d.database == database && d.location == location, change)
+    }
+
+    fn update_where(
+        &self,
+        which: impl Fn(&DatabaseStatus) -> bool,
         change: impl FnOnce(&mut DatabaseStatus),
     ) -> Result<(), StatusError> {
         let snapshot = {
@@ -235,7 +259,7 @@ impl StatusWriter {
                 // A panic elsewhere while holding the lock leaves plain data; keep going.
                 Err(poisoned) => poisoned.into_inner(),
             };
-            if let Some(entry) = state.databases.iter_mut().find(|d| d.database == database) {
+            if let Some(entry) = state.databases.iter_mut().find(|d| which(d)) {
                 change(entry);
             }
             state.updated = crate::now_string(jiff::Timestamp::now());

@@ -59,7 +59,7 @@ fn env() -> Env {
     let key = dir.path().join("server.pem");
     write_key(&key);
     let mut params = Params::default();
-    params.backup.location = dir.path().join("backups");
+    params.backup.location = vec![dir.path().join("backups")];
     params.backup.keys = vec![key.clone()];
     params.backup.max_count = 3;
     params.database.paths = vec![db.clone()];
@@ -367,7 +367,7 @@ fn configuration_errors_name_the_parameter() {
     assert!(err(&p).starts_with("Backup.Keys: "));
 
     let mut p = e.params.clone();
-    p.backup.location = e.key.clone(); // a file, not a directory
+    p.backup.location = vec![e.key.clone()]; // a file, not a directory
     assert!(err(&p).starts_with("Backup.Location: "), "{}", err(&p));
 
     let mut p = e.params.clone();
@@ -530,7 +530,7 @@ fn backup_check_is_recorded_and_a_damaged_database_stores_and_deletes_nothing() 
         before,
         "nothing stored, nothing deleted"
     );
-    let temps: Vec<_> = std::fs::read_dir(e.params.backup.location.join("app.db"))
+    let temps: Vec<_> = std::fs::read_dir(e.params.backup.location[0].join("app.db"))
         .expect("list")
         .map(|e| e.expect("entry").file_name())
         .filter(|n| n.to_string_lossy().contains(".tmp-"))

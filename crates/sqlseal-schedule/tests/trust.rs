@@ -64,7 +64,7 @@ fn env() -> Env {
     let key = dir.path().join("server.pem");
     write_key(&key);
     let mut params = Params::default();
-    params.backup.location = dir.path().join("backups");
+    params.backup.location = vec![dir.path().join("backups")];
     params.backup.keys = vec![key];
     params.backup.max_count = 3;
     params.database.paths = vec![db.clone()];
@@ -323,7 +323,7 @@ fn auto_restore_of_an_older_backup_is_reported_or_refused() {
     assert!(
         !settings
             .newest_record
-            .starts_with(settings.location.join("app.db")),
+            .starts_with(settings.locations[0].join("app.db")),
         "never in the store"
     );
     #[cfg(unix)]

@@ -1,6 +1,10 @@
 //! Consistent snapshots of live SQLite databases: the only sqlseal crate
 //! that links SQLite.
 //!
+//! Owns: snapshots, integrity checks, change markers. Never: blocks a
+//! writer for longer than starting a read transaction, or leaves a
+//! plaintext copy outside the database's directory or a private temp dir.
+//!
 //! A [`SnapshotSource`] produces a [`Snapshot`]: the bytes of one database
 //! image as it was at a single instant, as a stream of blocks of whole
 //! pages, read on a background thread so the caller can compress and seal

@@ -1,5 +1,8 @@
 //! Where sqlseal keeps backups.
 //!
+//! Owns: the directory and S3 stores and the database locks. Never: lets a
+//! half-written backup become visible, or replaces an existing name.
+//!
 //! A [`BackupStore`] lists, opens, creates and deletes backup files by name.
 //! A writer from [`BackupStore::create`] becomes visible only when
 //! [`BackupWriter::finish`] succeeds; dropped before that, it leaves
