@@ -272,6 +272,39 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    /// A writer of a new backup `name` (see [`BackupStore::create`]).
+    fn local_writer(&self, name: &str) -> Result<LocalWriter> {
+        validate_name(name)?;
+        self.ensure_dir()?;
+        let target = self.dir.join(name);
+        if target.exists() {
+            return Err(StoreError::AlreadyExists(name.to_owned()));
+        }
+        let temp = self
+            .dir
+            .join(format!(".{name}{TEMP_MARKER}{}", random_hex()));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&temp).map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                self.dir_error("creating temporary file", e)
+            }
+            _ => self.io("creating temporary file", &temp)(e),
+        })?;
+        Ok(LocalWriter {
+            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            temp,
+            target,
+            dir: self.dir.clone(),
+            unsynced: 0,
+            syncs: 0,
+        })
+    }
+}
+
 impl BackupStore for LocalStore {
     fn location(&self) -> String {
         self.dir.display().to_string()
@@ -345,31 +378,7 @@ impl BackupStore for LocalStore {
     }
 
     fn create(&self, name: &str) -> Result<Box<dyn BackupWriter>> {
-        validate_name(name)?;
-        self.ensure_dir()?;
-        let target = self.dir.join(name);
-        if target.exists() {
-            return Err(StoreError::AlreadyExists(name.to_owned()));
-        }
-        let temp = self
-            .dir
-            .join(format!(".{name}{TEMP_MARKER}{}", random_hex()));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&temp).map_err(|e| match e.kind() {
-            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                self.dir_error("creating temporary file", e)
-            }
-            _ => self.io("creating temporary file", &temp)(e),
-        })?;
-        Ok(Box::new(LocalWriter {
-            file: Some(BufWriter::with_capacity(1 << 20, file)),
-            temp,
-            target,
-            dir: self.dir.clone(),
-        }))
+        Ok(Box::new(self.local_writer(name)?))
     }
 
     fn delete(&self, name: &str) -> Result<()> {
@@ -488,26 +497,55 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Bytes written between two syncs of a backup being written: the file
+/// reaches the disk as it is written, so the final sync is small and the
+/// kernel never holds a whole backup of dirty pages that a database's own
+/// commit (fsync) would queue behind.
+const SYNC_EVERY: u64 = 16 << 20;
+
 struct LocalWriter {
     file: Option<BufWriter<File>>,
     temp: PathBuf,
     target: PathBuf,
     dir: PathBuf,
+    /// Bytes written since the last sync.
+    unsynced: u64,
+    /// Syncs made while writing (not counting the final one).
+    syncs: u32,
+}
+
+impl LocalWriter {
+    /// Counts `n` written bytes; every [`SYNC_EVERY`], flushes and syncs.
+    fn wrote(&mut self, n: usize) -> io::Result<()> {
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_EVERY
+            && let Some(f) = self.file.as_mut()
+        {
+            f.flush()?;
+            f.get_ref().sync_data()?;
+            self.unsynced = 0;
+            self.syncs += 1;
+        }
+        Ok(())
+    }
 }
 
 impl Write for LocalWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.file.as_mut() {
-            Some(f) => f.write(buf),
-            None => Err(io::Error::other("backup writer already finished")),
-        }
+        let n = match self.file.as_mut() {
+            Some(f) => f.write(buf)?,
+            None => return Err(io::Error::other("backup writer already finished")),
+        };
+        self.wrote(n)?;
+        Ok(n)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self.file.as_mut() {
-            Some(f) => f.write_all(buf),
-            None => Err(io::Error::other("backup writer already finished")),
+            Some(f) => f.write_all(buf)?,
+            None => return Err(io::Error::other("backup writer already finished")),
         }
+        self.wrote(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -573,6 +611,26 @@ mod tests {
 
     fn name(i: u32) -> String {
         format!("app.db-20261124T0800{i:02}.000000Z-00{i:02}.sqlseal")
+    }
+
+    #[test]
+    fn a_large_backup_is_synced_as_it_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path().join("s"));
+        let mut w = store.local_writer("big.sqlseal").expect("create");
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..40 {
+            w.write_all(&chunk).expect("write");
+        }
+        assert_eq!(w.syncs, 2, "40 MiB: a sync every 16 MiB");
+        assert_eq!(w.unsynced, 8 << 20);
+        BackupWriter::finish(Box::new(w)).expect("finish");
+        assert_eq!(
+            std::fs::metadata(dir.path().join("s/big.sqlseal"))
+                .expect("file")
+                .len(),
+            40 << 20
+        );
     }
 
     #[test]
