@@ -42,6 +42,12 @@ use crate::{BackupEntry, BackupStore, BackupWriter, Result, S3Location, S3Settin
 const FIRST_RANGE: u64 = 256 << 10;
 /// Size of the following ranged GETs.
 const READ_RANGE: u64 = 4 << 20;
+/// Ranged GETs in flight while an object is read, beside the range being
+/// consumed: the reader keeps the server and the connection busy while
+/// the caller decrypts, so a restore from S3 is not one round trip per
+/// range behind a restore from a directory. Bounds the memory a reader
+/// holds to (1 + this) ranges.
+const READS_IN_FLIGHT: usize = 3;
 /// Parts uploading while the next one fills.
 const MAX_IN_FLIGHT: usize = 2;
 /// The S3 limit on parts per upload.
@@ -431,7 +437,7 @@ impl BackupStore for S3Store {
             size: meta.size,
             requested: range.end,
             current: bytes,
-            next: None,
+            next: VecDeque::new(),
         }))
     }
 
@@ -669,7 +675,8 @@ struct S3Reader {
     requested: u64,
     /// What is left of the current range, as the server sent it.
     current: VecDeque<Bytes>,
-    next: Option<Pending<VecDeque<Bytes>>>,
+    /// The ranges requested and not yet consumed, in order.
+    next: VecDeque<Pending<VecDeque<Bytes>>>,
 }
 
 impl S3Reader {
@@ -687,7 +694,7 @@ impl S3Reader {
 
     /// Moves to the next range; `false` at the end of the object.
     fn advance(&mut self) -> io::Result<bool> {
-        let pending = match self.next.take() {
+        let pending = match self.next.pop_front() {
             Some(pending) => pending,
             None if self.requested < self.size => self.fetch_next(),
             None => return Ok(false),
@@ -711,8 +718,9 @@ impl S3Reader {
             }));
         }
         self.current = bytes;
-        if self.requested < self.size {
-            self.next = Some(self.fetch_next());
+        while self.next.len() < READS_IN_FLIGHT && self.requested < self.size {
+            let pending = self.fetch_next();
+            self.next.push_back(pending);
         }
         Ok(true)
     }
@@ -745,7 +753,7 @@ impl Read for S3Reader {
 
 impl Drop for S3Reader {
     fn drop(&mut self) {
-        if let Some(next) = self.next.take() {
+        for next in self.next.drain(..) {
             next.task.abort();
         }
     }
