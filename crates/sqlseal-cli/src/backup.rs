@@ -465,11 +465,7 @@ fn verify_all(
 fn split_backup_path(path: &Path) -> anyhow::Result<(Box<dyn BackupStore>, String)> {
     if is_url(path) {
         let url = path.to_string_lossy();
-        let Some((location, name)) = url.rsplit_once('/').filter(|(l, n)| {
-            !n.is_empty()
-                && l.split_once("://")
-                    .is_some_and(|(_, rest)| !rest.is_empty())
-        }) else {
+        let Some((location, name)) = sqlseal_store::split_object_url(&url) else {
             bail!("{url} names no backup; expected s3://BUCKET/PREFIX/NAME.sqlseal");
         };
         return Ok((open_location(Path::new(location))?, name.to_owned()));

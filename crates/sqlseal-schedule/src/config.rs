@@ -13,7 +13,7 @@ use sqlseal_params::{BackupCheck, BackupMethod, Params, RestoreOnFailure};
 use crate::names;
 use crate::retention::RetentionPolicy;
 use sqlseal_source::{CheckLevel, Method};
-use sqlseal_store::{BackupStore, S3Settings, StoreError, is_url, open_store};
+use sqlseal_store::{BackupStore, S3Location, S3Settings, StoreError, is_url, open_store};
 
 /// A configuration that cannot run, naming the parameter at fault and
 /// keeping the error that made it so.
@@ -388,11 +388,21 @@ pub fn database_config(
         .map(sqlseal_engine::name_component)
         .collect();
     let store_location = if remote {
-        PathBuf::from(format!(
-            "{}/{}",
-            location.display().to_string().trim_end_matches('/'),
-            subdir.join("/")
-        ))
+        let parent: S3Location =
+            location
+                .to_string_lossy()
+                .parse()
+                .map_err(|source| ConfigError::Store {
+                    param: "Backup.Location",
+                    source,
+                })?;
+        let sub = parent
+            .join(&subdir.join("/"))
+            .map_err(|source| ConfigError::Store {
+                param: "Backup.Location",
+                source,
+            })?;
+        PathBuf::from(sub.to_string())
     } else if subdir.len() == 1
         && subdir[0] != db.name
         && !location.join(&subdir[0]).exists()

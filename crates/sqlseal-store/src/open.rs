@@ -135,6 +135,31 @@ impl S3Location {
     pub fn url(&self, name: &str) -> String {
         format!("{}{}/{}", Self::SCHEME, self.bucket, self.key(name))
     }
+
+    /// The location `part` (one or more `/`-separated segments) below this
+    /// one: a database's sub-prefix of a backup location.
+    pub fn join(&self, part: &str) -> Result<S3Location, StoreError> {
+        format!("{self}/{}", part.trim_matches('/')).parse()
+    }
+}
+
+/// Splits an object URL (`SCHEME://BUCKET/PREFIX/NAME`) into its location
+/// and the object's name; `None` when it names no object.
+///
+/// ```
+/// use sqlseal_store::split_object_url;
+///
+/// assert_eq!(
+///     split_object_url("s3://b/p/app.db-1.sqlseal"),
+///     Some(("s3://b/p", "app.db-1.sqlseal"))
+/// );
+/// assert_eq!(split_object_url("s3://b/"), None);
+/// assert_eq!(split_object_url("s3://b"), None);
+/// ```
+pub fn split_object_url(url: &str) -> Option<(&str, &str)> {
+    let (location, name) = url.rsplit_once('/')?;
+    let rest = location.split_once("://")?.1;
+    (!name.is_empty() && !rest.is_empty()).then_some((location, name))
 }
 
 impl fmt::Display for S3Location {
