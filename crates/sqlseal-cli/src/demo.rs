@@ -40,17 +40,7 @@ fn demo_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 fn write_key(path: &Path, key: &P256Identity) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating key file {}", path.display()))?;
-    file.write_all(key.to_pkcs8_pem()?.as_bytes())
-        .with_context(|| format!("writing key file {}", path.display()))?;
-    Ok(())
+    Ok(sqlseal_crypto::write_identity_file(path, key)?)
 }
 
 pub fn run(dir: Option<PathBuf>, size_mib: u64, cancel: &CancelFlag) -> anyhow::Result<()> {

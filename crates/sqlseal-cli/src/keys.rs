@@ -1,12 +1,11 @@
 //! `sqlseal keygen`, `sqlseal key ...`, and loading the keys other commands name.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use serde::Serialize;
 use sqlseal_crypto::{
     Keyring, P256Identity, P256Recipient, load_identity_file, load_key_file, load_recipient_file,
+    unique_recipients, write_identity_file,
 };
 
 /// A key as `--json` prints it.
@@ -28,28 +27,7 @@ fn print_key(key: &KeyJson<'_>) -> anyhow::Result<()> {
 /// prints its key id and public key.
 pub fn keygen(output: &Path, json: bool) -> anyhow::Result<()> {
     let identity = P256Identity::generate()?;
-    let pem = identity.to_pkcs8_pem()?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = match options.open(output) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
-            "{} exists; refusing to overwrite a key file (choose another path)",
-            output.display()
-        ),
-        Err(e) => {
-            return Err(e).with_context(|| format!("creating key file {}", output.display()));
-        }
-    };
-    let written = file
-        .write_all(pem.as_bytes())
-        .and_then(|()| file.sync_all());
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(output);
-        return Err(e).with_context(|| format!("writing key file {}", output.display()));
-    }
+    write_identity_file(output, &identity)?;
     if json {
         return print_key(&KeyJson {
             path: Some(output),
@@ -137,19 +115,14 @@ pub fn recipients(
     identities: &[P256Identity],
     extra: &[PathBuf],
 ) -> anyhow::Result<Vec<P256Recipient>> {
-    let mut out: Vec<P256Recipient> = Vec::new();
     let extra = extra
         .iter()
         .map(|p| load_recipient_file(p))
         .collect::<Result<Vec<_>, _>>()?;
-    for r in identities
-        .iter()
-        .map(|i| i.recipient().clone())
-        .chain(extra)
-    {
-        if !out.iter().any(|o| o.key_id() == r.key_id()) {
-            out.push(r);
-        }
-    }
-    Ok(out)
+    Ok(unique_recipients(
+        identities
+            .iter()
+            .map(|i| i.recipient().clone())
+            .chain(extra),
+    ))
 }

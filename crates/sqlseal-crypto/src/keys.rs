@@ -277,6 +277,20 @@ impl Identity for P256Identity {
     }
 }
 
+/// `recipients` without repeats (by key id), in their first order: the
+/// keys a backup is wrapped to, each once.
+pub fn unique_recipients(
+    recipients: impl IntoIterator<Item = P256Recipient>,
+) -> Vec<P256Recipient> {
+    let mut out: Vec<P256Recipient> = Vec::new();
+    for r in recipients {
+        if !out.iter().any(|o| o.key_id() == r.key_id()) {
+            out.push(r);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

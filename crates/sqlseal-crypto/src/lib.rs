@@ -65,9 +65,9 @@ pub use error::CryptoError;
 pub use keys::suite as hpke_suite;
 pub use keys::{
     ENC_LEN, HPKE_INFO, Identity, P256Identity, P256Recipient, Recipient, STANZA_KIND, Unwrapped,
-    WRAPPED_LEN, key_id_of,
+    WRAPPED_LEN, key_id_of, unique_recipients,
 };
 pub use pem::{
     KeyFile, KeyFileError, LoadedKey, load_identity_file, load_key_file, load_recipient_file,
-    parse_key_pem,
+    parse_key_pem, write_identity_file,
 };

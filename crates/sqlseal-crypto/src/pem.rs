@@ -51,6 +51,12 @@ pub enum KeyFileError {
     /// This user may not read the file.
     #[error("permission denied; run as a user who can read it")]
     PermissionDenied,
+    /// A new key file would replace an existing file.
+    #[error("exists; refusing to overwrite a key file (choose another path)")]
+    Exists,
+    /// A new key file could not be written.
+    #[error("cannot write it: {0}")]
+    Write(#[source] std::io::Error),
     /// The file cannot be read for another reason.
     #[error("cannot read it: {0}")]
     Read(#[source] std::io::Error),
@@ -427,5 +433,75 @@ mod tests {
             Err(KeyFileError::Certificate)
         ));
         assert!(error(cert.as_bytes()).contains("certificate"));
+    }
+}
+
+/// Writes `identity` to a new private key file (PKCS#8 PEM): created 0600,
+/// never over an existing file, synced; a partly written file is removed.
+/// The PEM text is zeroized once written.
+pub fn write_identity_file(path: &Path, identity: &P256Identity) -> Result<(), CryptoError> {
+    use std::io::Write;
+    let fail = |reason| CryptoError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = identity.to_pkcs8_pem()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => fail(KeyFileError::Exists),
+        std::io::ErrorKind::PermissionDenied => fail(KeyFileError::PermissionDenied),
+        _ => fail(KeyFileError::Write(e)),
+    })?;
+    let written = file
+        .write_all(pem.as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(fail(KeyFileError::Write(e)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn a_written_key_reads_back_is_private_and_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.pem");
+        let key = P256Identity::generate().expect("key");
+        write_identity_file(&path, &key).expect("write");
+        let (back, warnings) = load_identity_file(&path).expect("read back");
+        assert_eq!(back.key_id(), key.key_id());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let other = P256Identity::generate().expect("key");
+        let e = write_identity_file(&path, &other).expect_err("exists");
+        assert!(
+            matches!(
+                &e,
+                CryptoError::KeyFile {
+                    reason: KeyFileError::Exists,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .ends_with("exists; refusing to overwrite a key file (choose another path)")
+        );
+        let (still, _) = load_identity_file(&path).expect("read back");
+        assert_eq!(still.key_id(), key.key_id());
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use sqlseal_crypto::{
     CryptoError, Keyring, P256Identity, P256Recipient, load_identity_file, load_recipient_file,
+    unique_recipients,
 };
 use sqlseal_format::KeyId;
 use sqlseal_params::{BackupCheck, BackupMethod, Params, RestoreOnFailure};
@@ -185,18 +186,17 @@ impl Settings {
             warnings.extend(w);
             identities.push(identity);
         }
-        let mut recipients: Vec<P256Recipient> = Vec::new();
-        let mut add = |r: P256Recipient| {
-            if !recipients.iter().any(|o| o.key_id() == r.key_id()) {
-                recipients.push(r);
-            }
-        };
-        for identity in &identities {
-            add(identity.recipient().clone());
-        }
-        for path in &b.recipients {
-            add(load_recipient_file(path).map_err(key_error("Backup.Recipients"))?);
-        }
+        let extra = b
+            .recipients
+            .iter()
+            .map(|path| load_recipient_file(path).map_err(key_error("Backup.Recipients")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let recipients = unique_recipients(
+            identities
+                .iter()
+                .map(|i| i.recipient().clone())
+                .chain(extra),
+        );
         let mut keyring = Keyring::new();
         let mut restore_signers: Vec<KeyId> = identities.iter().map(|i| i.key_id()).collect();
         for path in &b.trust {
