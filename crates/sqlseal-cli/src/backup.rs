@@ -46,7 +46,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             // database to this location; held until the backup is done.
             let _lock = DatabaseLock::acquire(&db, &store.location())?;
             // Temp files of crashed writers (over an hour old) go first.
-            if let Err(e) = store.clean_stale(std::time::Duration::from_secs(3600)) {
+            if let Err(e) = store.clean_stale(sqlseal_store::STALE_TEMP_AGE) {
                 eprintln!("warning: could not clean stale temporary files: {e}");
             }
             let mut snapshot = SnapshotOptions::new(method);

@@ -29,8 +29,6 @@ use crate::retention::to_delete;
 use crate::status::StatusWriter;
 use crate::{DatabaseLocks, ScheduleError, lock_all, now_string};
 
-/// How old a temporary file must be before it is taken for a crashed writer's.
-const STALE_AGE: Duration = Duration::from_secs(3600);
 /// How often a database that does not exist yet is looked for (or each
 /// `Backup.Frequency`, if that is shorter).
 const MISSING_POLL: Duration = Duration::from_secs(10);
@@ -207,7 +205,7 @@ impl DatabaseJob for SqliteJob {
         // backup next time, never a missed one (see `unchanged`).
         let marker = change_marker(&self.db.path);
         let store = self.db.store.as_ref();
-        match store.clean_stale(STALE_AGE) {
+        match store.clean_stale(sqlseal_store::STALE_TEMP_AGE) {
             Ok(0) => {}
             Ok(n) => info!(database = %self.db.name, removed = n, "removed stale temporary files"),
             Err(e) => {

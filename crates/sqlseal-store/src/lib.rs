@@ -188,7 +188,8 @@ pub trait BackupStore: Send + Sync + fmt::Debug {
     fn create(&self, name: &str) -> Result<Box<dyn BackupWriter>>;
     /// Deletes a backup.
     fn delete(&self, name: &str) -> Result<()>;
-    /// Removes temporary files left by crashed writers that are older than `age`.
+    /// Removes temporary files left by crashed writers that are older than
+    /// `age` ([`STALE_TEMP_AGE`] is the age every sqlseal writer uses).
     fn clean_stale(&self, age: Duration) -> Result<usize>;
     /// A backup's path on this machine, for stores that have one.
     fn local_path(&self, name: &str) -> Option<PathBuf>;
@@ -496,6 +497,10 @@ fn sync_dir(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// How old a temporary file in a store must be before it is taken for a
+/// crashed writer's and removed: far longer than any backup is written.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Bytes written between two syncs of a backup being written: the file
 /// reaches the disk as it is written, so the final sync is small and the
