@@ -81,9 +81,9 @@ pub fn check(config: &Path, json: bool, expand: bool) -> anyhow::Result<()> {
             databases: Vec<&'a Path>,
             /// The first `Backup.Location` (kept for scripts written before
             /// it took a list).
-            location: &'a Path,
+            location: String,
             /// Every `Backup.Location`, in order.
-            locations: &'a [std::path::PathBuf],
+            locations: Vec<String>,
             /// `Backup.Frequency` as written; `None` when scheduling is off.
             frequency: Option<String>,
             max_count: u64,
@@ -92,8 +92,8 @@ pub fn check(config: &Path, json: bool, expand: bool) -> anyhow::Result<()> {
         let checked = Checked {
             ok: true,
             databases: paths.clone(),
-            location: &settings.locations[0],
-            locations: &settings.locations,
+            location: settings.locations[0].to_string(),
+            locations: settings.locations.iter().map(ToString::to_string).collect(),
             frequency: settings
                 .frequency
                 .map(|_| loaded.params.backup.frequency.to_string()),
@@ -123,7 +123,7 @@ pub fn check(config: &Path, json: bool, expand: bool) -> anyhow::Result<()> {
         settings
             .locations
             .iter()
-            .map(|l| l.display().to_string())
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(" and "),
         retention_summary(&settings.retention)
@@ -285,6 +285,20 @@ pub fn run(config: &Path, log_format: Option<&str>, expand: bool) -> anyhow::Res
     let settings = Settings::from_params(&loaded.params)?;
     for w in &settings.warnings {
         warn!("{w}");
+    }
+    // One lock file stays open per database and location, beside the
+    // databases, status and store files in use: the usual soft limit of
+    // 1,024 open files does not hold a host of tenants. Raise it to the
+    // hard limit (what the administrator allows).
+    let wanted = 64 * settings.databases.len() as u64 + 1024;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(limit) if limit < 2 * settings.databases.len() as u64 + 64 => warn!(
+            limit,
+            databases = settings.databases.len(),
+            "the open-file limit is low for this many databases; raise it (LimitNOFILE= in the systemd unit, ulimit -n)"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not raise the open-file limit"),
     }
     // Before anything else touches a database: a second daemon (or a
     // one-shot backup) on the same databases and location stops here.

@@ -336,3 +336,48 @@ fn variables_in_the_config_file_are_expanded_unless_told_not_to() {
         "${SQLSEAL_TEST_DIR:-env-backups}"
     );
 }
+
+#[test]
+fn a_database_that_goes_and_comes_back_is_scheduled_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    tiny_db(&d.join("tenants/a/app.db"), "a");
+    tiny_db(&d.join("tenants/b/app.db"), "b");
+    keygen(d, "server.pem");
+    write_config(
+        d,
+        "Database: {Dirs: [\"tenants/*/app.db\"]}\n\
+         Backup: {Keys: [server.pem], Location: backups, Frequency: 1h}\n",
+    );
+    let daemon = Proc::spawn(sqlseal(&["run", "--config", "sqlseal.yaml"], d));
+    assert!(
+        wait_until(Duration::from_secs(60), || scheduled(d).0.len() == 2),
+        "{}",
+        daemon.stderr()
+    );
+    std::fs::rename(d.join("tenants/a/app.db"), d.join("a.db")).expect("move away");
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            daemon.stderr().contains("no longer scheduled")
+        }),
+        "{}",
+        daemon.stderr()
+    );
+    std::fs::rename(d.join("a.db"), d.join("tenants/a/app.db")).expect("move back");
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            daemon.stderr().matches("database found; scheduled").count() >= 1
+                && scheduled(d).0.contains(&"a/app.db".to_owned())
+        }),
+        "{}",
+        daemon.stderr()
+    );
+    daemon.signal("TERM");
+    let out = daemon.wait(Duration::from_secs(10));
+    assert_eq!(out.code("run"), 0, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("not scheduled") && !out.stderr.contains("already being backed up"),
+        "scheduled again under its own lock: {}",
+        out.stderr
+    );
+}

@@ -14,7 +14,7 @@ use sqlseal_params::{BackupCheck, BackupMethod, Params, RestoreOnFailure};
 use crate::names;
 use crate::retention::RetentionPolicy;
 use sqlseal_source::{CheckLevel, Method};
-use sqlseal_store::{BackupStore, S3Location, S3Settings, StoreError, is_url, open_store};
+use sqlseal_store::{BackupStore, Location, S3Settings, StoreError, is_url};
 
 /// A configuration that cannot run, naming the parameter at fault and
 /// keeping the error that made it so.
@@ -114,7 +114,7 @@ pub struct Settings {
     pub keyring: Keyring,
     /// `Backup.Location`: each database's backups are in a subdirectory of
     /// each (a directory path, or an `s3://BUCKET/PREFIX` URL), in order.
-    pub locations: Vec<PathBuf>,
+    pub locations: Vec<Location>,
     /// `Database.Dirs`: glob patterns watched for databases.
     pub dirs: Vec<String>,
     /// The S3 settings, for stores opened after start-up.
@@ -233,19 +233,22 @@ impl Settings {
                 "no location; give a directory or s3://BUCKET/PREFIX (or a list of them)",
             ));
         }
-        for (i, location) in b.location.iter().enumerate() {
-            if b.location[..i].contains(location) {
+        let mut locations: Vec<Location> = Vec::new();
+        for written in &b.location {
+            let location = Location::parse(written).map_err(|source| ConfigError::Store {
+                param: "Backup.Location",
+                source,
+            })?;
+            if locations.contains(&location) {
                 return Err(invalid(
                     "Backup.Location",
-                    format!(
-                        "{} is listed twice; list each location once",
-                        location.display()
-                    ),
+                    format!("{location} is listed twice; list each location once"),
                 ));
             }
-            if !is_url(location) {
-                prove_writable("Backup.Location", location)?;
+            if let Some(dir) = location.as_dir() {
+                prove_writable("Backup.Location", dir)?;
             }
+            locations.push(location);
         }
         let s3 = s3_settings(&params.s3);
         let entries = params
@@ -280,12 +283,12 @@ impl Settings {
             invalid(param, reason)
         })?;
         let mut databases: Vec<DatabaseConfig> = Vec::new();
-        let several = b.location.len() > 1;
+        let several = locations.len() > 1;
         for (i, db) in named.into_iter().enumerate() {
-            for location in &b.location {
+            for location in &locations {
                 let mut config = database_config(location, &s3, db.clone())?;
                 config.discovered = i >= listed;
-                if is_url(location) && !several {
+                if location.is_remote() && !several {
                     // One request proves the bucket, the credentials and the
                     // endpoint. With several locations none is probed: one
                     // that is down must not hold up the others (its backups
@@ -320,7 +323,7 @@ impl Settings {
             signer,
             recipients,
             keyring,
-            locations: b.location.clone(),
+            locations,
             dirs: params.database.dirs.clone(),
             s3,
             concurrency: match b.concurrency {
@@ -375,11 +378,14 @@ pub fn s3_settings(s3: &sqlseal_params::S3) -> S3Settings {
 /// subdirectory (or sub-prefix) of `location`, each part encoded as in
 /// backup names.
 pub fn database_config(
-    location: &Path,
+    location: &Location,
     s3: &S3Settings,
     db: names::NamedDatabase,
 ) -> Result<DatabaseConfig, ConfigError> {
-    let remote = is_url(location);
+    let store_error = |source| ConfigError::Store {
+        param: "Backup.Location",
+        source,
+    };
     // The same encoding as backup names: readable, with only what a file
     // system or an S3 key cannot hold percent-encoded.
     let subdir: Vec<String> = db
@@ -387,41 +393,24 @@ pub fn database_config(
         .split('/')
         .map(sqlseal_engine::name_component)
         .collect();
-    let store_location = if remote {
-        let parent: S3Location =
-            location
-                .to_string_lossy()
-                .parse()
-                .map_err(|source| ConfigError::Store {
-                    param: "Backup.Location",
-                    source,
-                })?;
-        let sub = parent
-            .join(&subdir.join("/"))
-            .map_err(|source| ConfigError::Store {
-                param: "Backup.Location",
-                source,
-            })?;
-        PathBuf::from(sub.to_string())
-    } else if subdir.len() == 1
-        && subdir[0] != db.name
-        && !location.join(&subdir[0]).exists()
-        && location.join(&db.name).is_dir()
-    {
+    let legacy = match location.as_dir() {
         // A store made before names were encoded (a leading `.` or a `%`
         // in the name): keep using it.
-        location.join(&db.name)
-    } else {
-        subdir
-            .iter()
-            .fold(location.to_path_buf(), |p, part| p.join(part))
+        Some(dir)
+            if subdir.len() == 1
+                && subdir[0] != db.name
+                && !dir.join(&subdir[0]).exists()
+                && dir.join(&db.name).is_dir() =>
+        {
+            Some(Location::Dir(dir.join(&db.name)))
+        }
+        _ => None,
     };
-    let store: Arc<dyn BackupStore> = open_store(&store_location, s3)
-        .map_err(|source| ConfigError::Store {
-            param: "Backup.Location",
-            source,
-        })?
-        .into();
+    let store_location = match legacy {
+        Some(l) => l,
+        None => location.join(&subdir.join("/")).map_err(store_error)?,
+    };
+    let store: Arc<dyn BackupStore> = store_location.open(s3).map_err(store_error)?.into();
     Ok(DatabaseConfig {
         path: db.path,
         name: db.name,

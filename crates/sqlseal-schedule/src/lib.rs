@@ -77,7 +77,9 @@ pub use newest::{NewestBackup, newest_record_path, read_newest};
 pub use restore::{AutoRestoreReport, Refused, RestoreOutcome, auto_restore_settings};
 pub use retention::{Decision, RetentionPolicy, beyond_max_count, decide, to_delete};
 pub use scheduler::{BackupDone, DatabaseJob, DrillDone, Scheduler, SqliteJob};
-pub use status::{DatabaseStatus, StatusError, StatusReport, StatusWriter, read_status};
+pub use status::{
+    DatabaseStatus, STATUS_WRITE_INTERVAL, StatusError, StatusReport, StatusWriter, read_status,
+};
 
 /// Errors of the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -142,8 +144,16 @@ fn list_refused(refused: &[Refused]) -> String {
 /// until dropped (see [`DatabaseLock`]).
 #[derive(Debug)]
 pub struct DatabaseLocks {
-    // Held, never read: dropping them releases the locks.
-    _held: Vec<DatabaseLock>,
+    // Dropping a lock releases it: (database path, location, lock).
+    held: Vec<(PathBuf, String, DatabaseLock)>,
+}
+
+impl DatabaseLocks {
+    /// Releases the lock on `db` at `location` (a database that is no
+    /// longer served), so that it can be taken again if it comes back.
+    pub(crate) fn release(&mut self, db: &std::path::Path, location: &str) {
+        self.held.retain(|(p, l, _)| !(p == db && l == location));
+    }
 }
 
 /// Takes the lock on every configured database and its backup location,
@@ -163,11 +173,12 @@ pub fn lock_databases(settings: &Settings) -> Result<DatabaseLocks, ScheduleErro
 pub(crate) fn lock_all(
     databases: impl IntoIterator<Item = (PathBuf, String)>,
 ) -> Result<DatabaseLocks, ScheduleError> {
-    let mut locks = Vec::new();
+    let mut held = Vec::new();
     for (path, location) in databases {
-        locks.push(DatabaseLock::acquire(&path, &location)?);
+        let lock = DatabaseLock::acquire(&path, &location)?;
+        held.push((path, location, lock));
     }
-    Ok(DatabaseLocks { _held: locks })
+    Ok(DatabaseLocks { held })
 }
 
 /// Checks `params`, then restores every missing database from its newest

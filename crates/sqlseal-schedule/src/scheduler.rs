@@ -75,6 +75,10 @@ pub trait DatabaseJob: Send + Sync + 'static {
     fn discovered(&self) -> bool {
         false
     }
+    /// The database file (empty for jobs without one).
+    fn path(&self) -> &Path {
+        Path::new("")
+    }
     /// The database has not changed since the last backup this job made
     /// (by SQLite's change counters), so a due backup can be skipped.
     /// Never true before a first backup.
@@ -133,6 +137,10 @@ impl DatabaseJob for SqliteJob {
 
     fn discovered(&self) -> bool {
         self.db.discovered
+    }
+
+    fn path(&self) -> &Path {
+        &self.db.path
     }
 
     fn unchanged(&self) -> bool {
@@ -448,7 +456,7 @@ impl Scheduler {
     /// [`ScheduleError::Locked`] if another process holds one.
     pub async fn run(self, token: CancellationToken) -> Result<(), ScheduleError> {
         // Dropped, and so released, only when the run ends.
-        let _locks = match self.locks {
+        let mut locks = match self.locks {
             Locking::None => None,
             Locking::Held(locks) => Some(locks),
             Locking::Take(databases) => Some(lock_all(databases)?),
@@ -471,15 +479,32 @@ impl Scheduler {
                     .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             )),
         });
+        // Changes the status writer held back are written on its period,
+        // and once more when the scheduler stops.
+        let flusher = context.status.clone().map(|status| {
+            let token = token.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = token.cancelled() => break,
+                        () = tokio::time::sleep(crate::status::STATUS_WRITE_INTERVAL) => {}
+                    }
+                    if let Err(e) = status.flush() {
+                        warn!(error = %e, "could not write the status file");
+                    }
+                }
+            })
+        });
         let mut tasks = JoinSet::new();
         // Each database's loop stops on its own token (a child of `token`),
         // so a database that disappears can be dropped alone.
         let mut running = Running::new();
+        let mut found_locks = HashMap::new();
         for job in self.jobs {
             let child = token.child_token();
             running.insert(
                 (job.name().to_owned(), job.location().to_owned()),
-                (child.clone(), job.discovered()),
+                (child.clone(), job.path().to_path_buf(), job.discovered()),
             );
             tasks.spawn(database_loop(job, context.clone(), child));
         }
@@ -511,12 +536,26 @@ impl Scheduler {
                 }
                 Some(change) = changes.recv() => {
                     if let Some(settings) = &settings {
-                        apply_change(change, settings, &context, &mut running, &mut tasks, &token);
+                        let mut loops = Loops {
+                            running: &mut running,
+                            tasks: &mut tasks,
+                            locks: locks.as_mut(),
+                            found_locks: &mut found_locks,
+                        };
+                        apply_change(change, settings, &context, &mut loops, &token);
                     }
                 }
                 () = token.cancelled(), if tasks.is_empty() => break,
                 else => break,
             }
+        }
+        if let Some(flusher) = flusher {
+            flusher.abort();
+        }
+        if let Some(status) = &context.status
+            && let Err(e) = status.flush()
+        {
+            warn!(error = %e, "could not write the status file");
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -530,9 +569,20 @@ impl Scheduler {
     }
 }
 
-/// The loops running: (database, location) -> its token and whether a
-/// `Database.Dirs` pattern found it.
-type Running = HashMap<(String, String), (CancellationToken, bool)>;
+/// The loops running: (database, location) -> its token, its path, and
+/// whether a `Database.Dirs` pattern found it.
+type Running = HashMap<(String, String), (CancellationToken, PathBuf, bool)>;
+
+/// What [`apply_change`] changes.
+struct Loops<'a> {
+    running: &'a mut Running,
+    tasks: &'a mut JoinSet<()>,
+    /// The locks taken at start-up (released when their database goes).
+    locks: Option<&'a mut DatabaseLocks>,
+    /// The locks of databases found while running, dropped (released)
+    /// as soon as their database goes.
+    found_locks: &'a mut HashMap<(String, String), sqlseal_store::DatabaseLock>,
+}
 
 /// Starts or stops the loops (one per location) of a database that
 /// `Database.Dirs` found or lost.
@@ -540,10 +590,10 @@ fn apply_change(
     change: crate::watch::Change,
     settings: &Arc<Settings>,
     cx: &Arc<LoopContext>,
-    running: &mut Running,
-    tasks: &mut JoinSet<()>,
+    loops: &mut Loops<'_>,
     token: &CancellationToken,
 ) {
+    let running = &mut *loops.running;
     match change {
         crate::watch::Change::Added(db) => {
             if running.keys().any(|(name, _)| *name == db.name) {
@@ -580,13 +630,14 @@ fn apply_change(
                 let job =
                     Arc::new(SqliteJob::new(config, settings.clone())) as Arc<dyn DatabaseJob>;
                 let child = token.child_token();
-                running.insert((name, location), (child.clone(), true));
+                loops
+                    .found_locks
+                    .insert((name.clone(), location.clone()), lock);
+                running.insert((name, location), (child.clone(), path, true));
                 let cx = cx.clone();
-                tasks.spawn(async move {
-                    // Held for as long as the database is scheduled.
-                    let _lock = lock;
-                    database_loop(job, cx, child).await;
-                });
+                loops
+                    .tasks
+                    .spawn(async move { database_loop(job, cx, child).await });
             }
         }
         crate::watch::Change::Removed(name) => {
@@ -594,15 +645,21 @@ fn apply_change(
             // that goes missing is waited for.
             let gone: Vec<(String, String)> = running
                 .iter()
-                .filter(|((n, _), (_, discovered))| *n == name && *discovered)
+                .filter(|((n, _), (_, _, discovered))| *n == name && *discovered)
                 .map(|(key, _)| key.clone())
                 .collect();
             if gone.is_empty() {
                 return;
             }
             for key in gone {
-                if let Some((child, _)) = running.remove(&key) {
+                loops.found_locks.remove(&key);
+                if let Some((child, path, _)) = running.remove(&key) {
                     child.cancel();
+                    // A lock taken at start-up is let go, so that the
+                    // database can be scheduled again if it comes back.
+                    if let Some(locks) = loops.locks.as_deref_mut() {
+                        locks.release(&path, &key.1);
+                    }
                 }
                 cx.emit(&Event::Unscheduled {
                     target: Target {

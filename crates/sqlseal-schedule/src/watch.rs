@@ -80,8 +80,23 @@ pub(crate) async fn watch(
         let Ok(found) = tokio::task::spawn_blocking(move || find_all(&patterns)).await else {
             continue;
         };
-        for name in known.keys() {
-            if !found.contains_key(name) && tx.send(Change::Removed(name.clone())).is_err() {
+        let mut found = found;
+        for (name, path) in &known {
+            if found.contains_key(name) {
+                continue;
+            }
+            // Gone only when the file system says so: a match that failed
+            // for another reason (out of file descriptors, a permission
+            // flicker) keeps the database scheduled.
+            let gone = matches!(
+                path.symlink_metadata(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound
+            );
+            if !gone {
+                found.insert(name.clone(), path.clone());
+                continue;
+            }
+            if tx.send(Change::Removed(name.clone())).is_err() {
                 return;
             }
         }

@@ -49,7 +49,7 @@ mod open;
 mod s3;
 
 pub use lock::{DatabaseLock, LockError};
-pub use open::{S3Location, S3Settings, is_url, open_store, split_object_url};
+pub use open::{Location, S3Location, S3Settings, is_url, open_store, split_object_url};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
 

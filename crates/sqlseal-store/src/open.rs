@@ -1,7 +1,7 @@
 //! Choosing a store from a location: a directory path or an `s3://` URL.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::{BackupStore, LocalStore, StoreError};
@@ -252,20 +252,92 @@ pub fn open_store(
     location: impl AsRef<Path>,
     s3: &S3Settings,
 ) -> Result<Box<dyn BackupStore>, StoreError> {
-    let path = location.as_ref();
-    let Some(text) = path.to_str() else {
-        return Ok(Box::new(LocalStore::new(path)));
-    };
-    match url_scheme(text) {
-        None => Ok(Box::new(LocalStore::new(path))),
-        Some("s3") => {
-            let parsed: S3Location = text.parse()?;
-            open_s3(parsed, s3)
+    Location::parse(location)?.open(s3)
+}
+
+/// Where backups are kept: a directory, or an S3 bucket and prefix. What
+/// `--dir` and `Backup.Location` name, parsed once.
+///
+/// ```
+/// use sqlseal_store::Location;
+///
+/// let dir = Location::parse("backups")?;
+/// assert_eq!(dir.join("acme/app.db")?.to_string(), "backups/acme/app.db");
+/// let s3 = Location::parse("s3://bucket/prod")?;
+/// assert!(s3.is_remote());
+/// assert_eq!(s3.join("acme/app.db")?.to_string(), "s3://bucket/prod/acme/app.db");
+/// assert!(Location::parse("ftp://host/dir").is_err());
+/// # Ok::<(), sqlseal_store::StoreError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// A directory on this machine.
+    Dir(PathBuf),
+    /// An S3 bucket and key prefix.
+    S3(S3Location),
+}
+
+impl Location {
+    /// A directory path, or a URL: `s3://BUCKET/PREFIX` (any other scheme
+    /// is an error).
+    pub fn parse(location: impl AsRef<Path>) -> Result<Location, StoreError> {
+        let path = location.as_ref();
+        let Some(text) = path.to_str() else {
+            return Ok(Location::Dir(path.to_path_buf()));
+        };
+        match url_scheme(text) {
+            None => Ok(Location::Dir(path.to_path_buf())),
+            Some("s3") => Ok(Location::S3(text.parse()?)),
+            Some(other) => Err(StoreError::InvalidLocation {
+                location: text.chars().take(200).collect(),
+                reason: format!(
+                    "unsupported scheme {other}://; use a directory or s3://BUCKET/PREFIX"
+                ),
+            }),
         }
-        Some(other) => Err(StoreError::InvalidLocation {
-            location: text.chars().take(200).collect(),
-            reason: format!("unsupported scheme {other}://; use a directory or s3://BUCKET/PREFIX"),
-        }),
+    }
+
+    /// Whether it is remote (not a directory on this machine).
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Location::S3(_))
+    }
+
+    /// The directory, for a local location.
+    pub fn as_dir(&self) -> Option<&Path> {
+        match self {
+            Location::Dir(dir) => Some(dir),
+            Location::S3(_) => None,
+        }
+    }
+
+    /// The location `part` (one or more `/`-separated segments) below this
+    /// one: a subdirectory, or a sub-prefix.
+    pub fn join(&self, part: &str) -> Result<Location, StoreError> {
+        match self {
+            Location::Dir(dir) => Ok(Location::Dir(
+                part.split('/')
+                    .filter(|p| !p.is_empty())
+                    .fold(dir.clone(), |d, p| d.join(p)),
+            )),
+            Location::S3(s3) => s3.join(part).map(Location::S3),
+        }
+    }
+
+    /// The store there (see [`open_store`]).
+    pub fn open(self, s3: &S3Settings) -> Result<Box<dyn BackupStore>, StoreError> {
+        match self {
+            Location::Dir(dir) => Ok(Box::new(LocalStore::new(dir))),
+            Location::S3(location) => open_s3(location, s3),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Dir(dir) => write!(f, "{}", dir.display()),
+            Location::S3(s3) => s3.fmt(f),
+        }
     }
 }
 
