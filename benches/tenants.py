@@ -331,7 +331,7 @@ def report(args):
     ):
         w(
             f"| restart {i} (`Backup.Frequency: {f['restart_frequency']}`) | "
-            f"{f['restart_backups']} | {float(s):.2f} s | {t:.2f} s | {mib(r)} MiB |"
+            f"{num(f['restart_backups'])} backups of {num(n)} databases | {float(s):.2f} s | {t:.2f} s | {mib(r)} MiB |"
         )
     w("")
     w(

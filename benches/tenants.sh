@@ -382,7 +382,7 @@ kv log "${HELPER[@]}" levels --log "$LOG"
 # --- restarts with a backup of every database in the store ---------------------
 
 BACKUPS=$(find "$WORK/backups" -name '*.sqlseal' | wc -l)
-fact restart_backups "$BACKUPS backups of $COUNT databases"
+fact restart_backups "$BACKUPS"
 write_config "$RESTART_FREQ"
 STARTUPS=""
 STARTEDS=""
