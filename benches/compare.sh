@@ -423,15 +423,27 @@ run_round() {
             "$SQLSEAL" backup create --db "$db" --dir "$d/backups-$m" --key "$KEY" --method "$m"
     done
 
+    # The same without the integrity check recorded at backup time.
+    rm -rf "$d/backups-nocheck"
+    settle "$db"
+    timed "$size" create_nocheck "$run" "$d/backups-nocheck" \
+        "$SQLSEAL" backup create --db "$db" --dir "$d/backups-nocheck" --key "$KEY" --check none
+
     local backup
     backup=$(find "$d/backups-dbpage" -name '*.sqlseal' | head -n 1)
     settle "$backup"
     timed "$size" verify "$run" - "$SQLSEAL" backup verify "$backup" --key "$KEY"
+    settle "$backup"
+    timed "$size" verify_full "$run" - "$SQLSEAL" backup verify "$backup" --key "$KEY" --check full
 
     rm -f "$d/restored.db" "$d/restored.db-wal" "$d/restored.db-shm"
     settle "$backup"
     timed "$size" restore "$run" "$d/restored.db" \
         "$SQLSEAL" backup restore "$backup" --key "$KEY" --db "$d/restored.db"
+    rm -f "$d/restored-full.db" "$d/restored-full.db-wal" "$d/restored-full.db-shm"
+    settle "$backup"
+    timed "$size" restore_full "$run" "$d/restored-full.db" \
+        "$SQLSEAL" backup restore "$backup" --key "$KEY" --db "$d/restored-full.db" --check full
 }
 
 # --- 5. backups while a writer commits ---------------------------------------
