@@ -41,12 +41,7 @@ fn demo_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 fn write_key(path: &Path, key: &P256Identity) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
+    let mut file = sqlseal_store::create_private_file(path)
         .with_context(|| format!("creating key file {}", path.display()))?;
     file.write_all(key.to_pkcs8_pem()?.as_bytes())
         .with_context(|| format!("writing key file {}", path.display()))?;

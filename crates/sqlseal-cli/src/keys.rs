@@ -29,11 +29,7 @@ fn print_key(key: &KeyJson<'_>) -> anyhow::Result<()> {
 pub fn keygen(output: &Path, json: bool) -> anyhow::Result<()> {
     let identity = P256Identity::generate()?;
     let pem = identity.to_pkcs8_pem()?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = match options.open(output) {
+    let mut file = match sqlseal_store::create_private_file(output) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
             "{} exists; refusing to overwrite a key file (choose another path)",
