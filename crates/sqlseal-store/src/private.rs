@@ -22,27 +22,27 @@ pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
 /// A new directory in `parent` named `prefix` and random characters, mode
 /// 0700 on Unix; it and all it holds are removed when it is dropped.
 pub fn private_tempdir_in(parent: &Path, prefix: &str) -> io::Result<TempDir> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(prefix);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o700));
-    }
-    builder.tempdir_in(parent)
+    temp_builder(prefix, 0o700).tempdir_in(parent)
 }
 
 /// A new file in `dir` named `prefix` and random characters, mode 0600 on
 /// Unix; removed when dropped unless persisted.
 pub fn private_tempfile_in(dir: &Path, prefix: &str) -> io::Result<NamedTempFile> {
+    temp_builder(prefix, 0o600).tempfile_in(dir)
+}
+
+/// A temporary name starting with `prefix`, created with `mode` on Unix.
+fn temp_builder(prefix: &str, mode: u32) -> tempfile::Builder<'_, 'static> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(prefix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o600));
+        builder.permissions(std::fs::Permissions::from_mode(mode));
     }
-    builder.tempfile_in(dir)
+    #[cfg(not(unix))]
+    let _ = mode;
+    builder
 }
 
 /// Creates the file `path` for writing, mode 0600 on Unix; never replaces
