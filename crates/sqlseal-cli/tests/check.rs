@@ -8,8 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Proc, p, sqlseal};
-use rusqlite::Connection;
+use common::{Proc, keygen, p, sqlseal};
+use sqlseal_testkit::{damage_index, indexed_db};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -21,19 +21,8 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
-    Connection::open(&db)
-        .expect("open")
-        .execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT);
-             CREATE INDEX t_name ON t(name);
-             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)
-             INSERT INTO t(name) SELECT 'row ' || i FROM c;
-             PRAGMA wal_checkpoint(TRUNCATE);",
-        )
-        .expect("fill");
-    let out = run(dir.path(), &["keygen", "-o", "k.pem"]);
-    assert_eq!(out.0, 0, "{}", out.2);
+    indexed_db(&db, 3000);
+    keygen(dir.path(), "k.pem");
     Setup {
         backups: dir.path().join("backups"),
         db,
@@ -68,31 +57,6 @@ fn create(s: &Setup, extra: &[&str]) -> (i32, String, String) {
     ];
     args.extend_from_slice(extra);
     run(s.dir.path(), &args)
-}
-
-/// Garbage over half the index's root page, with plain file I/O.
-fn damage_index(db: &Path) {
-    let (root, page_size): (i64, i64) = {
-        let conn = Connection::open(db).expect("open");
-        (
-            conn.query_row(
-                "SELECT rootpage FROM sqlite_schema WHERE name = 't_name'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("root"),
-            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
-                .expect("page size"),
-        )
-    };
-    let mut bytes = std::fs::read(db).expect("read");
-    let start = ((root - 1) * page_size) as usize;
-    let page = &mut bytes[start..start + page_size as usize];
-    let half = page.len() / 2;
-    for (i, b) in page[half..].iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(37) ^ 0x5a;
-    }
-    std::fs::write(db, bytes).expect("write");
 }
 
 #[test]

@@ -3,28 +3,14 @@
 //! another process keeps writing.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use rusqlite::Connection;
-
-fn sqlseal() -> Command {
-    Command::cargo_bin("sqlseal").expect("binary")
-}
+use sqlseal_testkit::{Writer, add_rows, bin, keygen, p, stderr, stdout};
 
 fn run(args: &[&str]) -> Output {
-    sqlseal().args(args).output().expect("runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    Command::new(bin()).args(args).output().expect("runs")
 }
 
 /// Exit code `code` and, on failure, exactly one `error: ...` line and no panic.
@@ -47,10 +33,6 @@ fn expect_exit(o: &Output, code: i32) {
     }
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     db: PathBuf,
@@ -58,30 +40,18 @@ struct Setup {
     backups: PathBuf,
 }
 
-fn make_db(path: &Path, rows: i64) {
-    let conn = Connection::open(path).expect("open");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);
-         CREATE TABLE IF NOT EXISTS counter(n INTEGER); INSERT INTO counter SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM counter);",
-    )
-    .expect("schema");
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
-         INSERT INTO t(v) SELECT 'row ' || i FROM c",
-        [rows],
-    )
-    .expect("rows");
-    conn.execute("UPDATE counter SET n = (SELECT count(*) FROM t)", [])
-        .expect("counter");
-}
-
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
-    make_db(&db, 3000);
-    let key = dir.path().join("server.pem");
-    expect_exit(&run(&["keygen", "-o", p(&key)]), 0);
+    add_rows(&db, 3000, 0);
+    // The writer bumps the counter with each row it adds.
+    Connection::open(&db)
+        .expect("open")
+        .execute_batch(
+            "CREATE TABLE counter(n INTEGER); INSERT INTO counter SELECT count(*) FROM t;",
+        )
+        .expect("counter");
+    let key = keygen(dir.path(), "server.pem");
     let backups = dir.path().join("backups");
     Setup {
         db,
@@ -537,23 +507,12 @@ fn bad_inputs() {
 #[test]
 fn every_method_under_a_concurrent_writer() {
     let s = setup();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (db, stop) = (s.db.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let conn = Connection::open(&db).expect("writer open");
-            conn.busy_timeout(Duration::from_secs(30)).expect("busy");
-            let mut commits = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t(v) VALUES ('live'); UPDATE counter SET n = n + 1; COMMIT;")
-                    .expect("commit");
-                commits += 1;
-                std::thread::sleep(Duration::from_micros(500));
-            }
-            commits
-        })
-    };
-    std::thread::sleep(Duration::from_millis(200));
+    let writer = Writer::start(
+        &s.db,
+        "BEGIN IMMEDIATE; INSERT INTO t(v) VALUES ('live'); UPDATE counter SET n = n + 1; COMMIT;",
+        Duration::from_micros(500),
+    );
+    writer.wait_for_commits(1);
     for method in ["dbpage", "backup-api", "vacuum"] {
         let backup = create(&s, &["--method", method]);
         let target = s.dir.path().join(format!("restored-{method}.db"));
@@ -575,8 +534,7 @@ fn every_method_under_a_concurrent_writer() {
         );
         assert!(rows > 3000, "{method}: includes live commits");
     }
-    stop.store(true, Ordering::Relaxed);
-    let commits = writer.join().expect("writer");
+    let commits = writer.stop();
     assert!(commits > 50, "writer kept committing: {commits}");
 }
 

@@ -2,47 +2,14 @@
 //! SIGTERM in the middle of a backup, retention, auto-restore at start-up,
 //! and configuration errors.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use sqlseal_testkit::{Proc, Writer, add_rows, bin, keygen, rows, wait_until};
 
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("sqlseal")
-}
-
-fn sqlseal(args: &[&str], dir: &Path) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runs")
-}
-
-fn make_db(path: &Path, rows: i64) {
-    let conn = Connection::open(path).expect("open");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);",
-    )
-    .expect("schema");
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
-         INSERT INTO t(v, b) SELECT 'row ' || i, randomblob(200) FROM c",
-        [rows],
-    )
-    .expect("rows");
-}
-
-fn rows(db: &Path) -> i64 {
-    Connection::open(db)
-        .expect("open")
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count")
+fn sqlseal(args: &[&str], dir: &std::path::Path) -> Output {
+    sqlseal_testkit::sqlseal(args, dir).output().expect("runs")
 }
 
 struct Daemon {
@@ -55,9 +22,8 @@ impl Daemon {
     fn new(frequency: &str, max_count: u32, extra: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("app.db");
-        make_db(&db, 1000);
-        let keygen = sqlseal(&["keygen", "-o", "server.pem"], dir.path());
-        assert!(keygen.status.success());
+        add_rows(&db, 1000, 200);
+        keygen(dir.path(), "server.pem");
         let config = dir.path().join("sqlseal.yaml");
         std::fs::write(
             &config,
@@ -104,113 +70,33 @@ impl Daemon {
         found
     }
 
-    fn start(&self, extra_args: &[&str]) -> Running {
+    /// `sqlseal run` with this configuration; its log is `stderr()`.
+    fn start(&self, extra_args: &[&str]) -> Proc {
         let mut args = vec!["run", "--config", "sqlseal.yaml"];
         args.extend_from_slice(extra_args);
-        let mut child = Command::new(bin())
-            .args(&args)
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start daemon");
-        // Drain the log as it comes, so a full pipe never blocks the daemon.
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .expect("lock")
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Running { child, log, reader }
+        Proc::spawn(sqlseal_testkit::sqlseal(&args, self.dir.path()))
     }
-}
-
-struct Running {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    reader: std::thread::JoinHandle<()>,
-}
-
-impl Running {
-    fn log(&self) -> String {
-        self.log.lock().expect("lock").clone()
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit, at most `limit`; returns its status and log.
-    fn wait_exit(mut self, limit: Duration) -> (std::process::ExitStatus, String) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                self.reader.join().expect("log reader");
-                let log = self.log.lock().expect("lock").clone();
-                return (status, log);
-            }
-            if started.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("daemon did not exit within {limit:?}; log: {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    false
 }
 
 #[test]
 fn scheduled_backups_retention_and_sigterm_mid_backup() {
     let d = Daemon::new("1s", 3, "");
     // A bigger database so that a backup takes long enough to be interrupted.
-    make_db(&d.db, 50_000);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (db, stop) = (d.db.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let conn = Connection::open(&db).expect("writer");
-            conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-            let mut commits = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                conn.execute("INSERT INTO t(v) VALUES ('live')", [])
-                    .expect("commit");
-                commits += 1;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            commits
-        })
-    };
+    add_rows(&d.db, 50_000, 200);
+    let writer = Writer::start(
+        &d.db,
+        "INSERT INTO t(v) VALUES ('live')",
+        Duration::from_millis(1),
+    );
     let daemon = d.start(&[]);
     // Several scheduled backups, with retention keeping 3.
     let retained = wait_until(Duration::from_secs(90), || {
-        daemon.log().contains("deleted by retention")
+        daemon.stderr().contains("deleted by retention")
     });
     assert!(
         retained,
         "made more than MaxCount backups: {}",
-        daemon.log()
+        daemon.stderr()
     );
     // Catch a backup in flight: its temporary file exists.
     let in_flight = wait_until(Duration::from_secs(30), || {
@@ -224,14 +110,10 @@ fn scheduled_backups_retention_and_sigterm_mid_backup() {
     });
     assert!(in_flight, "saw a backup in flight");
     let signalled = Instant::now();
-    daemon.sigterm();
+    daemon.signal("TERM");
     let (status, log) = daemon.wait_exit(Duration::from_secs(5));
     assert!(signalled.elapsed() < Duration::from_secs(5));
-    stop.store(true, Ordering::Relaxed);
-    assert!(
-        writer.join().expect("writer") > 100,
-        "the writer kept committing"
-    );
+    assert!(writer.stop() > 100, "the writer kept committing");
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(log.contains("SIGTERM"), "{log}");
     assert!(log.contains("deleted by retention"), "retention ran: {log}");
@@ -294,7 +176,7 @@ fn auto_restore_at_start_up() {
         PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
     };
     let good = create(&d);
-    make_db(&d.db, 500);
+    add_rows(&d.db, 500, 200);
     let newest = d.dir.path().join(create(&d));
     // The newest is corrupted: the older one must be used, and the reason logged.
     let mut bytes = std::fs::read(&newest).expect("read");
@@ -307,13 +189,13 @@ fn auto_restore_at_start_up() {
     let daemon = d.start(&["--log-format", "json"]);
     assert!(
         wait_until(Duration::from_secs(30), || daemon
-            .log()
+            .stderr()
             .contains("sqlseal daemon started")),
         "started: {}",
-        daemon.log()
+        daemon.stderr()
     );
     assert!(d.db.exists(), "restored before the scheduler started");
-    daemon.sigterm();
+    daemon.signal("TERM");
     let (status, log) = daemon.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{log}");
     assert_eq!(rows(&d.db), 1000, "the older, good backup");
@@ -357,21 +239,21 @@ fn a_missing_database_without_backups_is_waited_for_logged_once_then_backed_up()
     let daemon = d.start(&["--log-format", "json"]);
     assert!(
         wait_until(Duration::from_secs(30), || daemon
-            .log()
+            .stderr()
             .contains("waiting for DB to be created")),
         "waiting: {}",
-        daemon.log()
+        daemon.stderr()
     );
     // Several 1s slots pass while the database does not exist.
     std::thread::sleep(Duration::from_millis(3500));
     assert!(d.backups().is_empty());
-    make_db(&d.db, 100);
+    add_rows(&d.db, 100, 200);
     assert!(
         wait_until(Duration::from_secs(30), || !d.backups().is_empty()),
         "backed up once it exists: {}",
-        daemon.log()
+        daemon.stderr()
     );
-    daemon.sigterm();
+    daemon.signal("TERM");
     let (status, log) = daemon.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{log}");
     assert_eq!(messages(&log, "has no backups"), 1, "{log}");
@@ -429,9 +311,9 @@ fn auto_restore_failure_stops_start_up() {
     .expect("config");
     let daemon = d.start(&[]);
     assert!(wait_until(Duration::from_secs(30), || daemon
-        .log()
+        .stderr()
         .contains("sqlseal daemon started")));
-    daemon.sigterm();
+    daemon.signal("TERM");
     let (status, log) = daemon.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{log}");
     assert_eq!(log.matches("starts empty").count(), 1, "logged once: {log}");

@@ -3,29 +3,12 @@
 //! names, and the mode of restored files.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
-use assert_cmd::Command;
-use rusqlite::Connection;
+use sqlseal_testkit::{add_rows, bin, keygen, p, stderr, stdout};
 
 fn run(args: &[&str]) -> Output {
-    Command::cargo_bin("sqlseal")
-        .expect("binary")
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
+    Command::new(bin()).args(args).output().expect("runs")
 }
 
 /// Exit code 1 with exactly one line on stderr, `error: ...`, no warning first.
@@ -51,16 +34,8 @@ struct Setup {
 fn setup(db_name: &str) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join(db_name);
-    let conn = Connection::open(&db).expect("open");
-    conn.execute_batch(
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
-         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
-         INSERT INTO t(v) SELECT 'row ' || i FROM c;",
-    )
-    .expect("rows");
-    let key = dir.path().join("server.pem");
-    let o = run(&["keygen", "-o", p(&key)]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    add_rows(&db, 2000, 0);
+    let key = keygen(dir.path(), "server.pem");
     Setup { dir, db, key }
 }
 

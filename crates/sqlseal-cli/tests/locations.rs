@@ -4,21 +4,13 @@
 //! database is restored from the location that answers.
 
 mod common;
-#[path = "../../sqlseal-store/tests/common/s3s.rs"]
-mod s3s;
 
 use std::path::Path;
 use std::time::Duration;
 
 use common::{Proc, keygen, sqlseal, wait_until};
 use rusqlite::Connection;
-
-fn rows(db: &Path) -> i64 {
-    Connection::open(db)
-        .expect("open")
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count")
-}
+use sqlseal_testkit::{rows, s3s};
 
 fn sealed(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {

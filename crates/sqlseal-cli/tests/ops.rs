@@ -4,43 +4,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rusqlite::Connection;
-
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("sqlseal")
-}
+use sqlseal_testkit::{Proc, add_rows, bin, keygen, run, wait_until};
 
 fn sqlseal(args: &[&str], dir: &Path) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runs")
-}
-
-fn make_db(path: &Path, rows: i64, blob: i64) {
-    let conn = Connection::open(path).expect("open");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);",
-    )
-    .expect("schema");
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
-         INSERT INTO t(v, b) SELECT 'row ' || i, randomblob(?2) FROM c",
-        [rows, blob],
-    )
-    .expect("rows");
-}
-
-fn keygen(dir: &Path) {
-    let out = sqlseal(&["keygen", "-o", "server.pem"], dir);
-    assert!(out.status.success(), "keygen: {out:?}");
+    sqlseal_testkit::sqlseal(args, dir).output().expect("runs")
 }
 
 /// The `error:` lines of a failed command's stderr.
@@ -53,25 +25,15 @@ fn error_lines(out: &Output) -> Vec<String> {
 }
 
 /// Runs `cmd` to completion, failing the test if it takes longer than `limit`.
-fn output_within(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("the command did not exit within {limit:?}");
-        }
+fn output_within(cmd: Command, limit: Duration) -> Output {
+    let out = run(cmd, limit);
+    let status = out
+        .status
+        .unwrap_or_else(|| panic!("the command did not exit within {limit:?}"));
+    Output {
+        status,
+        stdout: out.stdout.into_bytes(),
+        stderr: out.stderr.into_bytes(),
     }
 }
 
@@ -92,53 +54,38 @@ fn lock_files(db: &Path) -> Vec<(PathBuf, String)> {
     found
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_second_daemon_and_a_one_shot_backup_are_refused_while_one_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
-    make_db(&db, 200, 100);
-    keygen(dir.path());
+    add_rows(&db, 200, 100);
+    keygen(dir.path(), "server.pem");
     std::fs::write(
         dir.path().join("sqlseal.yaml"),
         "Backup:\n  Location: backups\n  Frequency: 1h\n  Keys: [server.pem]\nDatabase:\n  Paths: [app.db]\n",
     )
     .expect("config");
-    let first = KillOnDrop(
-        Command::new(bin())
-            .args(["run", "--config", "sqlseal.yaml"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the first daemon"),
-    );
-    let first_pid = first.0.id();
+    let first = Proc::spawn(sqlseal_testkit::sqlseal(
+        &["run", "--config", "sqlseal.yaml"],
+        dir.path(),
+    ));
+    let first_pid = first.id();
 
     // The first daemon holds its lock once its pid is in the lock file.
-    let started = Instant::now();
-    let lock = loop {
-        let locks = lock_files(&db);
-        if let Some((path, _)) = locks
-            .iter()
+    let mut lock = None;
+    let locked = wait_until(Duration::from_secs(30), || {
+        lock = lock_files(&db)
+            .into_iter()
             .find(|(_, text)| text.trim() == first_pid.to_string())
-        {
-            break path.clone();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the first daemon never took its lock: {locks:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+            .map(|(path, _)| path);
+        lock.is_some()
+    });
+    assert!(
+        locked,
+        "the first daemon never took its lock: {:?}",
+        lock_files(&db)
+    );
+    let lock = lock.expect("found");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -213,8 +160,8 @@ fn snapshot_copies_never_touch_the_backup_directory() {
     std::fs::create_dir(&b).expect("b");
     let db = a.join("app.db");
     // Large enough that the copy lives for a while as it is sealed.
-    make_db(&db, 2000, 16 * 1024);
-    keygen(root.path());
+    add_rows(&db, 2000, 16 * 1024);
+    keygen(root.path(), "server.pem");
 
     for method in ["backup-api", "vacuum"] {
         // Watch both directories for every name that appears in them.

@@ -2,20 +2,16 @@
 //! loopback interface): `backup create|list|info|verify|restore` with
 //! `s3://` locations, and the errors an operator meets.
 
-#[path = "../../sqlseal-store/tests/common/s3s.rs"]
-mod s3s;
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use assert_cmd::Command;
-use rusqlite::Connection;
-use s3s::{BUCKET, S3Server};
+use sqlseal_testkit::s3s::{self, BUCKET, S3Server};
+use sqlseal_testkit::{add_rows, bin, keygen, p, rows as count, stderr, stdout};
 
 /// The binary with the server's settings in `SQLSEAL_S3_*` and no `AWS_*`
 /// variables from the machine.
 fn sqlseal(server: &S3Server) -> Command {
-    let mut cmd = Command::cargo_bin("sqlseal").expect("binary");
+    let mut cmd = Command::new(bin());
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("AWS_") {
             cmd.env_remove(name);
@@ -29,14 +25,6 @@ fn sqlseal(server: &S3Server) -> Command {
 
 fn run(server: &S3Server, args: &[&str]) -> Output {
     sqlseal(server).args(args).output().expect("runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn ok(o: &Output) -> String {
@@ -65,44 +53,17 @@ fn fails(o: &Output) -> String {
     lines[0].to_owned()
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn make_db(path: &Path, rows: i64) {
-    let conn = Connection::open(path).expect("open");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
-    )
-    .expect("schema");
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
-         INSERT INTO t(v) SELECT 'row ' || i || ' ' || hex(randomblob(40)) FROM c",
-        [rows],
-    )
-    .expect("rows");
-}
-
-fn count(db: &Path) -> i64 {
-    Connection::open(db)
-        .expect("open")
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count")
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     db: PathBuf,
     key: PathBuf,
 }
 
-fn setup(server: &S3Server) -> Setup {
+fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
-    make_db(&db, 50_000);
-    let key = dir.path().join("server.pem");
-    ok(&run(server, &["keygen", "-o", p(&key)]));
+    add_rows(&db, 50_000, 80);
+    let key = keygen(dir.path(), "server.pem");
     Setup { dir, db, key }
 }
 
@@ -111,7 +72,7 @@ fn backup_commands_work_on_s3_locations() {
     let Some(server) = S3Server::start() else {
         return;
     };
-    let s = setup(&server);
+    let s = setup();
     let location = server.url("prod/app.db");
 
     let out = ok(&run(
@@ -145,7 +106,7 @@ fn backup_commands_work_on_s3_locations() {
     );
 
     // A second backup, after more rows, is the newest.
-    make_db(&s.db, 1_000);
+    add_rows(&s.db, 1_000, 80);
     let second = ok(&run(
         &server,
         &[
@@ -259,7 +220,7 @@ fn s3_errors_are_one_clear_line() {
     let Some(server) = S3Server::start() else {
         return;
     };
-    let s = setup(&server);
+    let s = setup();
     let location = server.url("app");
     ok(&run(
         &server,

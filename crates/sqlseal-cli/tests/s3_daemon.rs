@@ -4,16 +4,10 @@
 //! `Backup.Location` and the `S3` parameters, and a server that goes away
 //! while the scheduler runs.
 
-#[path = "../../sqlseal-store/tests/common/s3s.rs"]
-mod s3s;
-
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rusqlite::Connection;
-use s3s::S3Server;
-use sqlseal_crypto::P256Identity;
 use sqlseal_engine::{CancelFlag, list_backups};
 use sqlseal_format::CreatedAt;
 use sqlseal_params::Params;
@@ -21,26 +15,11 @@ use sqlseal_schedule::{
     DatabaseJob, RestoreOutcome, Scheduler, Settings, SqliteJob, auto_restore_settings,
 };
 use sqlseal_store::{BackupStore, open_store};
+use sqlseal_testkit::s3s::S3Server;
+use sqlseal_testkit::{Proc, keygen, rows, sqlseal, wait_until, write_key};
 
 fn add_rows(db: &Path, n: i64) {
-    let conn = Connection::open(db).expect("open");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
-    )
-    .expect("schema");
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
-         INSERT INTO t(v) SELECT 'row ' || i || hex(randomblob(100)) FROM c",
-        [n],
-    )
-    .expect("rows");
-}
-
-fn rows(db: &Path) -> i64 {
-    Connection::open(db)
-        .expect("open")
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count")
+    sqlseal_testkit::add_rows(db, n, 200);
 }
 
 struct Env {
@@ -59,13 +38,7 @@ fn env(server: &S3Server, prefix: &str, max_count: u64, configured: bool) -> Env
     let db = dir.path().join("app.db");
     add_rows(&db, 2_000);
     let key = dir.path().join("server.pem");
-    let identity = P256Identity::generate().expect("key");
-    std::fs::write(&key, identity.to_pkcs8_pem().expect("pem").as_bytes()).expect("key file");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
+    write_key(&key);
     let mut params = Params::default();
     params.backup.location = vec![dir.path().join("local")];
     params.backup.keys = vec![key];
@@ -196,11 +169,10 @@ fn the_scheduler_outlives_a_server_that_goes_away() {
         Scheduler::new(e.settings.clone()).spawn(token.clone())
     };
     let wait_for = |count: usize, store: &dyn BackupStore| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while names(store).len() < count {
-            assert!(Instant::now() < deadline, "no backup {count} within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        assert!(
+            wait_until(Duration::from_secs(60), || names(store).len() >= count),
+            "no backup {count} within 60 s"
+        );
     };
     wait_for(1, e.store.as_ref());
 
@@ -246,13 +218,7 @@ fn sqlseal_run_with_an_s3_location() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
     add_rows(&db, 3_000);
-    let bin = assert_cmd::cargo::cargo_bin("sqlseal");
-    let keygen = std::process::Command::new(&bin)
-        .args(["keygen", "-o", "server.pem"])
-        .current_dir(dir.path())
-        .output()
-        .expect("keygen");
-    assert!(keygen.status.success());
+    keygen(dir.path(), "server.pem");
     let location = server.url("run");
     std::fs::write(
         dir.path().join("sqlseal.yaml"),
@@ -262,33 +228,20 @@ fn sqlseal_run_with_an_s3_location() {
     )
     .expect("config");
     let start = || {
-        std::process::Command::new(&bin)
-            .args(["run", "--config", "sqlseal.yaml"])
-            .envs(server.env())
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start")
+        let mut cmd = sqlseal(&["run", "--config", "sqlseal.yaml"], dir.path());
+        cmd.envs(server.env());
+        Proc::spawn(cmd)
     };
     let store = open_store(Path::new(&location).join("app.db"), &server.settings()).expect("store");
-    let stop = |child: std::process::Child| {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let out = child.wait_with_output().expect("wait");
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(0), "{log}");
+    let stop = |child: Proc| {
+        child.signal("TERM");
+        let (status, log) = child.wait_exit(Duration::from_secs(60));
+        assert_eq!(status.code(), Some(0), "{log}");
         log
     };
 
     let child = start();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while names(store.as_ref()).len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(Duration::from_secs(60), || names(store.as_ref()).len() >= 2);
     std::thread::sleep(Duration::from_millis(1500));
     let log = stop(child);
     let kept = names(store.as_ref());
@@ -301,11 +254,14 @@ fn sqlseal_run_with_an_s3_location() {
         let _ = std::fs::remove_file(dir.path().join(f));
     }
     let child = start();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !db.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    // Restored before the scheduler started, and started (SIGTERM is
+    // handled from then on).
+    wait_until(Duration::from_secs(30), || {
+        let log = child.stderr();
+        db.exists()
+            && log.contains("restored missing database from backup")
+            && log.contains("sqlseal daemon started")
+    });
     let log = stop(child);
     assert_eq!(
         log.matches("restored missing database from backup").count(),

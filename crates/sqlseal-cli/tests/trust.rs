@@ -2,25 +2,13 @@
 //! newest backup whose header authenticates, never a planted one.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
-use assert_cmd::Command;
 use rusqlite::Connection;
+use sqlseal_testkit::{PLANTED, bin, keygen, p, stderr, stdout};
 
 fn run(args: &[&str]) -> Output {
-    Command::cargo_bin("sqlseal")
-        .expect("binary")
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    Command::new(bin()).args(args).output().expect("runs")
 }
 
 fn ok(o: &Output) {
@@ -33,37 +21,10 @@ fn ok(o: &Output) {
     );
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-const PLANTED: &str = "app.db-29990101T000000.000000Z-000000.sqlseal";
-
 /// A copy of a genuine backup claiming to be from 2999, with a junk signature.
 fn plant_future(genuine: &Path) -> PathBuf {
-    let bytes = std::fs::read(genuine).expect("read");
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = &bytes[..];
-    loop {
-        let end = rest.iter().position(|&b| b == b'\n').expect("line") + 1;
-        let line = &rest[..end];
-        if line.starts_with(b"created: ") {
-            out.extend_from_slice(b"created: 2999-01-01T00:00:00.000000Z\n");
-        } else if line.starts_with(b"signature: ") {
-            out.extend_from_slice(b"signature: ");
-            out.extend_from_slice(&[b'Q'; 86]);
-            out.push(b'\n');
-        } else {
-            out.extend_from_slice(line);
-        }
-        rest = &rest[end..];
-        if line.starts_with(b"mac: ") {
-            break;
-        }
-    }
-    out.extend_from_slice(rest);
     let path = genuine.with_file_name(PLANTED);
-    std::fs::write(&path, out).expect("plant");
+    sqlseal_testkit::plant_future(genuine, &path);
     path
 }
 
@@ -75,8 +36,7 @@ fn list_marks_a_planted_header_refused_and_latest_skips_it() {
         .expect("open")
         .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
         .expect("schema");
-    let key = dir.path().join("server.pem");
-    ok(&run(&["keygen", "-o", p(&key)]));
+    let key = keygen(dir.path(), "server.pem");
     let backups = dir.path().join("backups");
     let create = || {
         let o = run(&[

@@ -267,17 +267,9 @@ pub fn verify_backup(
     // with everything in it on every path) of the chosen or the system's
     // temporary directory, never beside the backup.
     let temp_dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let mut private = tempfile::Builder::new();
-    private.prefix(".sqlseal-verify-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        private.permissions(std::fs::Permissions::from_mode(0o700));
-    }
-    let private = private.tempdir_in(&temp_dir).map_err(io_err(
-        "creating a private temporary directory in",
-        &temp_dir,
-    ))?;
+    let private = sqlseal_store::private_tempdir_in(&temp_dir, ".sqlseal-verify-").map_err(
+        io_err("creating a private temporary directory in", &temp_dir),
+    )?;
     let mut file = tempfile::Builder::new()
         .prefix("image-")
         .tempfile_in(private.path())

@@ -159,15 +159,7 @@ pub fn restore_backup(
     let prefix = format!(".{file_name}.sqlseal-restore-");
     // Temporary files of a restore of this target that was killed.
     install::remove_stale_temps(&parent, &prefix)?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o600));
-    }
-    let mut file = builder
-        .tempfile_in(&parent)
+    let mut file = sqlseal_store::private_tempfile_in(&parent, &prefix)
         .map_err(io_err("creating a temporary file in", &parent))?;
     let verified = restore_into_file(
         store,

@@ -3,11 +3,10 @@
 //! seal; a database that fails it is not backed up; a restore skips the
 //! check only for a recorded full check, and runs what it is told to.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
 use sqlseal_crypto::{Keyring, P256Identity};
 use sqlseal_engine::{
     BackupOptions, CancelFlag, CheckLevel, EngineError, IntegrityCheck, NoProgress, Progress,
@@ -16,6 +15,7 @@ use sqlseal_engine::{
 use sqlseal_format::RecordedCheck;
 use sqlseal_source::{Method, SnapshotOptions, SourceError, SqliteSource};
 use sqlseal_store::{BackupStore, LocalStore};
+use sqlseal_testkit::{damage_index, indexed_db};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -28,48 +28,13 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
-    Connection::open(&db)
-        .expect("open")
-        .execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT);
-             CREATE INDEX t_name ON t(name);
-             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)
-             INSERT INTO t(name) SELECT 'row ' || i FROM c;
-             PRAGMA wal_checkpoint(TRUNCATE);",
-        )
-        .expect("fill");
+    indexed_db(&db, 3000);
     Fixture {
         store: LocalStore::new(dir.path().join("backups")),
         key: P256Identity::generate().expect("key"),
         db,
         dir,
     }
-}
-
-/// Garbage over half of the index's root page, written with plain file I/O.
-fn damage_index(db: &Path) {
-    let (root, page_size): (i64, i64) = {
-        let conn = Connection::open(db).expect("open");
-        (
-            conn.query_row(
-                "SELECT rootpage FROM sqlite_schema WHERE name = 't_name'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("root"),
-            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
-                .expect("page size"),
-        )
-    };
-    let mut bytes = std::fs::read(db).expect("read");
-    let start = ((root - 1) * page_size) as usize;
-    let page = &mut bytes[start..start + page_size as usize];
-    let half = page.len() / 2;
-    for (i, b) in page[half..].iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(37) ^ 0x5a;
-    }
-    std::fs::write(db, bytes).expect("write");
 }
 
 fn backup(f: &Fixture, check: CheckLevel) -> Result<String, EngineError> {

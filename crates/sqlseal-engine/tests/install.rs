@@ -11,22 +11,7 @@ use sqlseal_engine::{
 };
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
 use sqlseal_store::LocalStore;
-
-fn insert(conn: &Connection, rows: i64) {
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
-         INSERT INTO t(v, b) SELECT 'value ' || i, randomblob(300) FROM c",
-        [rows],
-    )
-    .expect("rows");
-}
-
-fn rows(db: &Path) -> i64 {
-    Connection::open(db)
-        .expect("open")
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count")
-}
+use sqlseal_testkit::{add_rows, insert_rows, rows};
 
 fn side(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}{suffix}", db.display()))
@@ -36,13 +21,7 @@ fn side(db: &Path, suffix: &str) -> PathBuf {
 /// `dir/backups`; returns the database, the store, the backup and its key.
 fn backed_up(dir: &Path, rows: i64) -> (PathBuf, LocalStore, String, P256Identity) {
     let db = dir.join("app.db");
-    let conn = Connection::open(&db).expect("open");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);",
-    )
-    .expect("schema");
-    insert(&conn, rows);
-    drop(conn);
+    add_rows(&db, rows, 300);
     let key = P256Identity::generate().expect("key");
     let store = LocalStore::new(dir.join("backups"));
     let source = SqliteSource::new(&db, SnapshotOptions::new(Method::DbPage));
@@ -70,7 +49,7 @@ fn restore_over_a_missing_database_moves_its_stale_wal_aside() {
     let conn = Connection::open(&db).expect("open");
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
         .expect("no checkpoints");
-    insert(&conn, 400);
+    insert_rows(&conn, 400, 300);
     let wal = side(&db, "-wal");
     let stale_wal = std::fs::read(&wal).expect("read wal");
     assert!(stale_wal.len() > 4096, "the WAL holds the new rows");

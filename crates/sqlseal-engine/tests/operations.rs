@@ -11,6 +11,7 @@ use sqlseal_engine::{
 };
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
 use sqlseal_store::{BackupStore, LocalStore};
+use sqlseal_testkit::{add_rows, rows};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -22,17 +23,7 @@ struct Fixture {
 fn fixture(rows: i64) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
-    let conn = Connection::open(&db).expect("open");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);",
-    )
-    .expect("schema");
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
-         INSERT INTO t(v, b) SELECT 'value ' || i, randomblob(300) FROM c",
-        [rows],
-    )
-    .expect("rows");
+    add_rows(&db, rows, 300);
     let store = LocalStore::new(dir.path().join("backups"));
     Fixture {
         db,
@@ -55,13 +46,6 @@ fn keyring(key: &P256Identity) -> Keyring {
     let mut k = Keyring::new();
     k.add_identity(key.clone());
     k
-}
-
-fn rows(db: &Path) -> i64 {
-    Connection::open(db)
-        .expect("open")
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count")
 }
 
 fn dir_names(dir: &Path) -> Vec<String> {

@@ -1,7 +1,7 @@
 //! Decisions are made on authenticated headers only: listing with a
 //! keyring, `latest_backup`, and restore's approval hook.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -13,6 +13,7 @@ use sqlseal_engine::{
 use sqlseal_format::CreatedAt;
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
 use sqlseal_store::{BackupStore, LocalStore};
+use sqlseal_testkit::{PLANTED, plant_future};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -51,45 +52,13 @@ fn keyring(key: &P256Identity) -> Keyring {
     k
 }
 
-/// A copy of a real backup whose `created:` line says 2999 and whose
-/// signature is junk: what an attacker with write access to the store (but
-/// no key) can make.
-fn plant_future(backups: &Path, genuine: &str, name: &str) -> PathBuf {
-    let bytes = std::fs::read(backups.join(genuine)).expect("read");
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = &bytes[..];
-    let mut in_header = true;
-    while in_header && !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b'\n').expect("line") + 1;
-        let line = &rest[..end];
-        if line.starts_with(b"created: ") {
-            out.extend_from_slice(b"created: 2999-01-01T00:00:00.000000Z\n");
-        } else if line.starts_with(b"signature: ") {
-            out.extend_from_slice(b"signature: ");
-            out.extend_from_slice(&[b'Q'; 86]);
-            out.push(b'\n');
-        } else {
-            out.extend_from_slice(line);
-        }
-        if line.starts_with(b"mac: ") {
-            in_header = false;
-        }
-        rest = &rest[end..];
-    }
-    out.extend_from_slice(rest);
-    let path = backups.join(name);
-    std::fs::write(&path, out).expect("write");
-    path
-}
-
-const PLANTED: &str = "app.db-29990101T000000.000000Z-000000.sqlseal";
-
 #[test]
 fn a_planted_future_header_is_refused_and_never_latest() {
     let f = fixture();
     let older = backup_at(&f, "2026-11-24T08:00:00.000000Z");
     let newest = backup_at(&f, "2026-11-24T09:00:00.000000Z");
-    plant_future(&f.dir.path().join("backups"), &older, PLANTED);
+    let backups = f.dir.path().join("backups");
+    plant_future(&backups.join(&older), &backups.join(PLANTED));
     let keys = keyring(&f.key);
 
     // Without keys, it parses and (unauthenticated) sorts first.

@@ -50,5 +50,6 @@ pub use header::{
 };
 pub use payload::{
     ChunkCipher, DataKey, FrameHeader, FrameReader, ImageDigest, PayloadWriter, SALT_LEN, Trailer,
+    read_full,
 };
 pub use seal::{PayloadDigest, RecordedCheck, SEAL_LEN, SealRecord, seal_message};

@@ -377,8 +377,10 @@ impl fmt::Debug for ChunkCipher {
     }
 }
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the input ends (retrying reads that were
+/// interrupted); returns the bytes read, fewer than `buf.len()` only at the
+/// end of the input.
+pub fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -473,17 +473,11 @@ fn key_error(param: &'static str) -> impl Fn(CryptoError) -> ConfigError {
 /// Creates `dir` (0700) if missing and checks a file can be created in it.
 fn prove_writable(param: &'static str, dir: &Path) -> Result<(), ConfigError> {
     if !dir.exists() {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(dir)
-            .map_err(|source| ConfigError::CreateDir {
-                param,
-                dir: dir.to_path_buf(),
-                source,
-            })?;
+        sqlseal_store::create_private_dir_all(dir).map_err(|source| ConfigError::CreateDir {
+            param,
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     }
     if !dir.is_dir() {
         return Err(invalid(

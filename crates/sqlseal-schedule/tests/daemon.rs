@@ -12,6 +12,7 @@ use sqlseal_schedule::{
     DatabaseJob, RestoreOutcome, ScheduleError, Settings, SqliteJob, auto_restore_settings,
 };
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
+use sqlseal_testkit::{add_rows, rows, write_key};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -20,42 +21,10 @@ struct Env {
     params: Params,
 }
 
-fn write_key(path: &Path) -> P256Identity {
-    let key = P256Identity::generate().expect("key");
-    std::fs::write(path, key.to_pkcs8_pem().expect("pem").as_bytes()).expect("write key");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    key
-}
-
-fn rows(db: &Path) -> i64 {
-    Connection::open(db)
-        .expect("open")
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count")
-}
-
-fn add_rows(db: &Path, n: i64) {
-    let conn = Connection::open(db).expect("open");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
-    )
-    .expect("schema");
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
-         INSERT INTO t(v) SELECT 'row ' || i FROM c",
-        [n],
-    )
-    .expect("rows");
-}
-
 fn env() -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
-    add_rows(&db, 100);
+    add_rows(&db, 100, 0);
     let key = dir.path().join("server.pem");
     write_key(&key);
     let mut params = Params::default();
@@ -196,9 +165,9 @@ fn auto_restore_uses_the_newest_good_backup() {
     let settings = Settings::from_params(&e.params).expect("settings");
     let job = job(&settings);
     let old = job.backup(at(0), &CancelFlag::new()).expect("backup").name;
-    add_rows(&e.db, 50);
+    add_rows(&e.db, 50, 0);
     let good = job.backup(at(1), &CancelFlag::new()).expect("backup").name;
-    add_rows(&e.db, 50);
+    add_rows(&e.db, 50, 0);
     let corrupt = job.backup(at(2), &CancelFlag::new()).expect("backup").name;
     let store = settings.databases[0].store.clone();
     flip_last_byte(&store.local_path(&corrupt).expect("path"));
@@ -315,7 +284,7 @@ fn auto_restore_refuses_a_backup_of_another_database() {
         .name;
     // A validly signed backup of another database, placed in app.db's directory.
     let other = e.dir.path().join("other.db");
-    add_rows(&other, 7);
+    add_rows(&other, 7, 0);
     let misplaced = backup_signed_by(&settings, &other, &settings.signer, 1);
     std::fs::remove_file(&e.db).expect("lose the database");
     let _ = std::fs::remove_file(format!("{}-wal", e.db.display()));
@@ -402,7 +371,7 @@ fn configuration_errors_name_the_parameter() {
 fn a_unicode_database_name_stays_readable_in_its_directory_and_backups() {
     let e = env();
     let db = e.dir.path().join("café app ☕.db");
-    add_rows(&db, 10);
+    add_rows(&db, 10, 0);
     let mut params = e.params.clone();
     params.database.paths = vec![db];
     let settings = Settings::from_params(&params).expect("settings");
@@ -428,7 +397,7 @@ fn a_unicode_database_name_stays_readable_in_its_directory_and_backups() {
 fn names_a_file_system_cannot_hold_are_encoded_alike_in_directory_and_backups() {
     let e = env();
     let db = e.dir.path().join("50%\tsplit.db");
-    add_rows(&db, 10);
+    add_rows(&db, 10, 0);
     let mut params = e.params.clone();
     params.database.paths = vec![db];
     let settings = Settings::from_params(&params).expect("settings");

@@ -8,7 +8,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
 use sqlseal_crypto::P256Identity;
 use sqlseal_engine::{BackupOptions, CancelFlag, NoProgress, create_backup};
 use sqlseal_params::Params;
@@ -18,6 +17,7 @@ use sqlseal_schedule::{
 };
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
 use sqlseal_store::{BackupEntry, BackupStore, BackupWriter, StoreError};
+use sqlseal_testkit::{PLANTED, add_rows, rows, write_key};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -25,42 +25,10 @@ struct Env {
     params: Params,
 }
 
-fn write_key(path: &Path) -> P256Identity {
-    let key = P256Identity::generate().expect("key");
-    std::fs::write(path, key.to_pkcs8_pem().expect("pem").as_bytes()).expect("write key");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    key
-}
-
-fn add_rows(db: &Path, n: i64) {
-    let conn = Connection::open(db).expect("open");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
-    )
-    .expect("schema");
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
-         INSERT INTO t(v) SELECT 'row ' || i FROM c",
-        [n],
-    )
-    .expect("rows");
-}
-
-fn rows(db: &Path) -> i64 {
-    Connection::open(db)
-        .expect("open")
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count")
-}
-
 fn env() -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("app.db");
-    add_rows(&db, 100);
+    add_rows(&db, 100, 0);
     let key = dir.path().join("server.pem");
     write_key(&key);
     let mut params = Params::default();
@@ -109,35 +77,14 @@ fn backup_signed_by(settings: &Settings, db: &Path, signer: &P256Identity, i: i6
     .name
 }
 
-const PLANTED: &str = "app.db-29990101T000000.000000Z-000000.sqlseal";
-
 /// A copy of a genuine backup whose `created:` line says 2999 and whose
-/// signature is junk: what someone who can write to the store but holds no
-/// key can make.
+/// signature is junk.
 fn plant_future(settings: &Settings, genuine: &str) {
     let store = &settings.databases[0].store;
-    let bytes = std::fs::read(store.local_path(genuine).expect("path")).expect("read");
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = &bytes[..];
-    loop {
-        let end = rest.iter().position(|&b| b == b'\n').expect("line") + 1;
-        let line = &rest[..end];
-        if line.starts_with(b"created: ") {
-            out.extend_from_slice(b"created: 2999-01-01T00:00:00.000000Z\n");
-        } else if line.starts_with(b"signature: ") {
-            out.extend_from_slice(b"signature: ");
-            out.extend_from_slice(&[b'Q'; 86]);
-            out.push(b'\n');
-        } else {
-            out.extend_from_slice(line);
-        }
-        rest = &rest[end..];
-        if line.starts_with(b"mac: ") {
-            break;
-        }
-    }
-    out.extend_from_slice(rest);
-    std::fs::write(store.local_path(PLANTED).expect("path"), out).expect("plant");
+    sqlseal_testkit::plant_future(
+        &store.local_path(genuine).expect("path"),
+        &store.local_path(PLANTED).expect("path"),
+    );
 }
 
 #[test]
@@ -222,11 +169,11 @@ fn auto_restore_refuses_a_backup_swapped_after_listing_and_falls_back() {
     let mut settings = Settings::from_params(&e.params).expect("settings");
     let job = job(&settings);
     let older = job.backup(at(0), &CancelFlag::new()).expect("backup").name;
-    add_rows(&e.db, 50);
+    add_rows(&e.db, 50, 0);
     let newest = job.backup(at(1), &CancelFlag::new()).expect("backup").name;
     // A validly signed backup of another database, read in place of `newest`.
     let other = e.dir.path().join("other.db");
-    add_rows(&other, 7);
+    add_rows(&other, 7, 0);
     let foreign = backup_signed_by(&settings, &other, &settings.signer, 2);
     let store = settings.databases[0].store.clone();
     let replacement = std::fs::read(store.local_path(&foreign).expect("path")).expect("read");
@@ -270,7 +217,7 @@ fn auto_restore_installs_only_backups_of_own_keys_or_backup_trust() {
         .backup(at(0), &CancelFlag::new())
         .expect("backup")
         .name;
-    add_rows(&e.db, 50);
+    add_rows(&e.db, 50, 0);
     let peer = P256Identity::generate().expect("key");
     let peers = backup_signed_by(&settings, &e.db, &peer, 1);
     lose_database(&e.db);
@@ -316,7 +263,7 @@ fn auto_restore_of_an_older_backup_is_reported_or_refused() {
     let settings = Settings::from_params(&e.params).expect("settings");
     let job = job(&settings);
     let older = job.backup(at(0), &CancelFlag::new()).expect("backup").name;
-    add_rows(&e.db, 50);
+    add_rows(&e.db, 50, 0);
     let newest = job.backup(at(1), &CancelFlag::new()).expect("backup").name;
     let record = read_newest(&settings.newest_record).expect("record");
     assert_eq!(record["app.db"].backup, newest);

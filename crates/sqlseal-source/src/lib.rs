@@ -50,7 +50,6 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -1039,10 +1038,12 @@ fn snapshot_via_file(path: &Path, options: &SnapshotOptions, started: &mut Start
     })?;
     loop {
         let mut block = vec![0u8; block_len];
-        let n = read_up_to(&mut from_start, &mut block).map_err(|e| SourceError::Io {
-            what: "reading the snapshot copy",
-            path: copy.clone(),
-            source: e,
+        let n = sqlseal_format::read_full(&mut from_start, &mut block).map_err(|e| {
+            SourceError::Io {
+                what: "reading the snapshot copy",
+                path: copy.clone(),
+                source: e,
+            }
         })?;
         if n == 0 {
             break;
@@ -1058,21 +1059,10 @@ fn snapshot_via_file(path: &Path, options: &SnapshotOptions, started: &mut Start
     Ok(())
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
 /// Page size and page count from a database file's 100-byte header.
 fn read_db_header(file: &mut File, path: &Path) -> Result<(u32, u64)> {
     let mut header = [0u8; 100];
-    let n = read_up_to(file, &mut header).map_err(|e| SourceError::Io {
+    let n = sqlseal_format::read_full(file, &mut header).map_err(|e| SourceError::Io {
         what: "reading the header of",
         path: path.to_path_buf(),
         source: e,

@@ -10,49 +10,13 @@ use rusqlite::Connection;
 use sqlseal_source::{
     CheckLevel, Method, SnapshotOptions, SnapshotSource, SourceError, SqliteSource, check_image,
 };
+use sqlseal_testkit::{damage_index, indexed_db};
 
 /// A WAL database with a table and an index on it, checkpointed and closed.
 fn database(dir: &Path, rows: u32) -> PathBuf {
     let db = dir.join("app.db");
-    let conn = Connection::open(&db).expect("open");
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL;
-         CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, n INTEGER);
-         CREATE INDEX t_name ON t(name);
-         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {rows})
-         INSERT INTO t(name, n) SELECT 'row ' || i, i * 7 FROM c;
-         PRAGMA wal_checkpoint(TRUNCATE);"
-    ))
-    .expect("fill");
+    indexed_db(&db, rows);
     db
-}
-
-/// Writes garbage over the cell area of the index's root page with plain
-/// file I/O, after every connection is closed: the table stays readable,
-/// the index is damaged.
-fn damage_index(db: &Path) {
-    let (root, page_size): (i64, i64) = {
-        let conn = Connection::open(db).expect("open");
-        let root = conn
-            .query_row(
-                "SELECT rootpage FROM sqlite_schema WHERE name = 't_name'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("index root");
-        let page_size = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .expect("page size");
-        (root, page_size)
-    };
-    let mut bytes = std::fs::read(db).expect("read db");
-    let start = ((root - 1) * page_size) as usize;
-    let page = &mut bytes[start..start + page_size as usize];
-    let half = page.len() / 2;
-    for (i, b) in page[half..].iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(37) ^ 0x5a;
-    }
-    std::fs::write(db, bytes).expect("write db");
 }
 
 /// Streams the whole image, then waits for the check's outcome.

@@ -3,13 +3,14 @@
 //! have, including one that another process writes to all the time.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use sqlseal_source::{
     CheckLevel, Method, SnapshotOptions, SnapshotSource, SourceError, SqliteSource, check_integrity,
 };
+use sqlseal_testkit::wait_until;
+use sqlseal_testkit::writer::{start_writer_process, stop_writer_process, writer_process_main};
 
 fn take_image(
     db: &Path,
@@ -202,44 +203,12 @@ fn dropping_a_snapshot_cancels_and_cleans_up() {
     }
 }
 
-/// Set by the parent test: this test binary then acts as the writer process.
-const WRITER_ENV: &str = "SQLSEAL_TEST_WRITER_DB";
-
-/// The writer process: commits as fast as it can (about a thousand times a
-/// second, paced) until the stop file appears. Each commit adds a row and
-/// bumps a counter in the same transaction.
+/// The writer process that `concurrent_writer_process` starts: this test
+/// binary, running only this test.
 #[test]
 #[ignore = "run as a child process by concurrent_writer_process"]
 fn writer_process() {
-    let Ok(db) = std::env::var(WRITER_ENV) else {
-        return;
-    };
-    let stop = PathBuf::from(format!("{db}.stop"));
-    let conn = Connection::open(&db).expect("writer open");
-    conn.busy_timeout(Duration::from_secs(30))
-        .expect("busy timeout");
-    let mut next = Instant::now();
-    while !stop.exists() {
-        conn.execute_batch(
-            "BEGIN IMMEDIATE;
-             INSERT INTO t(payload) VALUES (randomblob(200));
-             UPDATE counter SET n = n + 1;
-             COMMIT;",
-        )
-        .expect("writer commit");
-        next += Duration::from_micros(1000);
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-    }
-}
-
-fn start_writer(db: &Path) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "writer_process", "--ignored", "--nocapture"])
-        .env(WRITER_ENV, db)
-        .spawn()
-        .expect("start writer process")
+    writer_process_main();
 }
 
 #[test]
@@ -261,8 +230,18 @@ fn concurrent_writer_process() {
         )
         .expect("fill");
         drop(conn);
-        let mut writer = start_writer(&db);
-        std::thread::sleep(Duration::from_millis(300));
+        let writer = start_writer_process("writer_process", &db);
+        // The writer has committed: the snapshots below start under it.
+        let committed = || {
+            let conn = Connection::open(&db).expect("open");
+            conn.busy_timeout(Duration::from_secs(30)).expect("busy");
+            conn.query_row("SELECT n FROM counter", [], |r| r.get::<_, i64>(0))
+                .expect("counter")
+        };
+        assert!(
+            wait_until(Duration::from_secs(60), || committed() > 20000),
+            "wal={wal}: the writer process did not commit"
+        );
         for method in Method::ALL {
             let (image, _) = take_image(&db, method, dir.path()).expect("snapshot under a writer");
             let restored = restore_image(&image, dir.path(), &format!("restored-{method}.db"));
@@ -277,9 +256,7 @@ fn concurrent_writer_process() {
                 "{method} wal={wal}: the writer's commits before the snapshot are in it"
             );
         }
-        std::fs::write(format!("{}.stop", db.display()), b"").expect("stop writer");
-        let status = writer.wait().expect("writer exits");
-        assert!(status.success(), "writer process failed");
+        stop_writer_process(&db, writer);
         let conn = Connection::open(&db).expect("open");
         let committed: i64 = conn
             .query_row("SELECT n FROM counter", [], |r| r.get(0))

@@ -45,11 +45,15 @@ use std::time::{Duration, SystemTime};
 
 mod lock;
 mod open;
+mod private;
 #[cfg(feature = "s3")]
 mod s3;
 
 pub use lock::{DatabaseLock, LockError};
 pub use open::{Location, S3Location, S3Settings, is_url, open_store, split_object_url};
+pub use private::{
+    create_private_dir_all, create_private_file, private_tempdir_in, private_tempfile_in,
+};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
 
@@ -239,11 +243,7 @@ impl LocalStore {
         if self.dir.exists() {
             return Err(StoreError::NotADirectory(self.dir.clone()));
         }
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&self.dir).map_err(|e| match e.kind() {
+        create_private_dir_all(&self.dir).map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => {
                 // Name the component that is in the way, e.g. the file
                 // `x` of `--dir x/backups`.

@@ -1,14 +1,11 @@
 //! `S3Store` against a real S3 server (s3s-fs) on the loopback interface.
 #![cfg(feature = "s3")]
 
-#[path = "common/s3s.rs"]
-mod s3s;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use s3s::{BUCKET, S3Server};
 use sqlseal_store::{BackupStore, S3Location, S3Settings, S3Store, StoreError, open_store};
+use sqlseal_testkit::s3s::{self, BUCKET, S3Server};
 
 fn name(i: u32) -> String {
     format!("app.db-20261124T0800{i:02}.000000Z-00{i:02}.sqlseal")

@@ -6,8 +6,6 @@
 //! `SQLSEAL_S3S_FS` names the binary explicitly; otherwise it is looked up on
 //! `PATH` and in cargo's `bin` directory.
 
-#![allow(dead_code)]
-
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use sqlseal_store::S3Settings;
 
+/// The server's access key id.
 pub const ACCESS_KEY: &str = "sqlseal-test-access";
+/// The server's secret access key.
 pub const SECRET_KEY: &str = "sqlseal-test-secret-key";
+/// The one bucket the server has.
 pub const BUCKET: &str = "backups";
 
 /// A running s3s-fs, killed on drop.
@@ -83,6 +84,7 @@ impl S3Server {
         self.root.path()
     }
 
+    /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
