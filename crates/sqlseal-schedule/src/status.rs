@@ -193,10 +193,7 @@ impl StatusWriter {
     /// of that name and location exists).
     pub fn add(&self, database: &str, path: PathBuf, location: String) -> Result<(), StatusError> {
         {
-            let mut state = match self.state.lock() {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut state = lock(&self.state);
             if !state
                 .databases
                 .iter()
@@ -216,10 +213,7 @@ impl StatusWriter {
     /// Drops the entry of a database at a location that is no longer served.
     pub fn remove(&self, database: &str, location: &str) -> Result<(), StatusError> {
         {
-            let mut state = match self.state.lock() {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut state = lock(&self.state);
             state
                 .databases
                 .retain(|d| !(d.database == database && d.location == location));
@@ -229,10 +223,7 @@ impl StatusWriter {
 
     /// The facts as they stand (what the file holds after the last write).
     pub fn snapshot(&self) -> StatusReport {
-        match self.state.lock() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        lock(&self.state).clone()
     }
 
     /// The file's path.
@@ -265,11 +256,7 @@ impl StatusWriter {
         change: impl FnOnce(&mut DatabaseStatus),
     ) -> Result<(), StatusError> {
         {
-            let mut state = match self.state.lock() {
-                Ok(s) => s,
-                // A panic elsewhere while holding the lock leaves plain data; keep going.
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut state = lock(&self.state);
             if let Some(entry) = state.databases.iter_mut().find(|d| which(d)) {
                 change(entry);
             }
@@ -281,10 +268,7 @@ impl StatusWriter {
     /// Writes the file now if anything changed since it was last written.
     pub fn flush(&self) -> Result<(), StatusError> {
         let dirty = {
-            let written = match self.written.lock() {
-                Ok(w) => w,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let written = lock(&self.written);
             written.1
         };
         if !dirty {
@@ -297,10 +281,7 @@ impl StatusWriter {
     /// [`STATUS_WRITE_INTERVAL`] ago (then it is only marked changed).
     fn write(&self) -> Result<(), StatusError> {
         {
-            let mut written = match self.written.lock() {
-                Ok(w) => w,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut written = lock(&self.written);
             if written
                 .0
                 .is_some_and(|at| at.elapsed() < STATUS_WRITE_INTERVAL)
@@ -316,15 +297,9 @@ impl StatusWriter {
     /// changed mark is cleared, so a change that races a write is marked
     /// again and written by the next one.
     fn write_now(&self) -> Result<(), StatusError> {
-        let _io = match self.io.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let _io = lock(&self.io);
         {
-            let mut written = match self.written.lock() {
-                Ok(w) => w,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut written = lock(&self.written);
             *written = (Some(std::time::Instant::now()), false);
         }
         let report = self.snapshot();
@@ -334,6 +309,14 @@ impl StatusWriter {
         })?;
         write_atomic(&self.path, &json, ".sqlseal-status-")
     }
+}
+
+/// Locks `mutex`; a panic elsewhere while holding it leaves plain data, so
+/// a poisoned lock is used as it is.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Writes `bytes` and a newline to `path` through a 0600 temporary file
