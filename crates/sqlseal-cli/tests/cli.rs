@@ -514,7 +514,11 @@ fn every_method_under_a_concurrent_writer() {
     );
     writer.wait_for_commits(1);
     for method in ["dbpage", "backup-api", "vacuum"] {
+        let before = writer.commits();
         let backup = create(&s, &["--method", method]);
+        // The writer is neither stuck nor dead after the backup: it goes
+        // on committing (a failed commit ends its thread).
+        writer.wait_for_commits(before + 3);
         let target = s.dir.path().join(format!("restored-{method}.db"));
         let o = run(&[
             "backup",
@@ -534,8 +538,8 @@ fn every_method_under_a_concurrent_writer() {
         );
         assert!(rows > 3000, "{method}: includes live commits");
     }
-    let commits = writer.stop();
-    assert!(commits > 50, "writer kept committing: {commits}");
+    // Joining the writer re-raises a commit that failed during a backup.
+    writer.stop();
 }
 
 #[test]

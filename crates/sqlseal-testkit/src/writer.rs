@@ -46,13 +46,15 @@ impl Writer {
         }
     }
 
+    /// How many times the writer has committed so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
     /// Waits (at most a minute) until the writer has committed `n` times.
     pub fn wait_for_commits(&self, n: u64) {
         assert!(
-            wait_until(Duration::from_secs(60), || self
-                .commits
-                .load(Ordering::Relaxed)
-                >= n),
+            wait_until(Duration::from_secs(60), || self.commits() >= n),
             "the writer did not commit {n} times within a minute"
         );
     }
