@@ -446,11 +446,7 @@ pub fn write_identity_file(path: &Path, identity: &P256Identity) -> Result<(), C
         reason,
     };
     let pem = identity.to_pkcs8_pem()?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| match e.kind() {
+    let mut file = sqlseal_private::create_private_file(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => fail(KeyFileError::Exists),
         std::io::ErrorKind::PermissionDenied => fail(KeyFileError::PermissionDenied),
         _ => fail(KeyFileError::Write(e)),

@@ -267,7 +267,7 @@ pub fn verify_backup(
     // with everything in it on every path) of the chosen or the system's
     // temporary directory, never beside the backup.
     let temp_dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let private = sqlseal_store::private_tempdir_in(&temp_dir, ".sqlseal-verify-").map_err(
+    let private = sqlseal_private::private_tempdir_in(&temp_dir, ".sqlseal-verify-").map_err(
         io_err("creating a private temporary directory in", &temp_dir),
     )?;
     let mut file = tempfile::Builder::new()

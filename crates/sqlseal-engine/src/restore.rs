@@ -159,7 +159,7 @@ pub fn restore_backup(
     let prefix = format!(".{file_name}.sqlseal-restore-");
     // Temporary files of a restore of this target that was killed.
     install::remove_stale_temps(&parent, &prefix)?;
-    let mut file = sqlseal_store::private_tempfile_in(&parent, &prefix)
+    let mut file = sqlseal_private::private_tempfile_in(&parent, &prefix)
         .map_err(io_err("creating a temporary file in", &parent))?;
     let verified = restore_into_file(
         store,

@@ -473,7 +473,7 @@ fn key_error(param: &'static str) -> impl Fn(CryptoError) -> ConfigError {
 /// Creates `dir` (0700) if missing and checks a file can be created in it.
 fn prove_writable(param: &'static str, dir: &Path) -> Result<(), ConfigError> {
     if !dir.exists() {
-        sqlseal_store::create_private_dir_all(dir).map_err(|source| ConfigError::CreateDir {
+        sqlseal_private::create_private_dir_all(dir).map_err(|source| ConfigError::CreateDir {
             param,
             dir: dir.to_path_buf(),
             source,

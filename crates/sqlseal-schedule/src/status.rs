@@ -330,7 +330,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], prefix: &str) -> Result<()
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut file = sqlseal_store::private_tempfile_in(&dir, prefix).map_err(io)?;
+    let mut file = sqlseal_private::private_tempfile_in(&dir, prefix).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.write_all(b"\n").map_err(io)?;
     file.as_file().sync_all().map_err(io)?;

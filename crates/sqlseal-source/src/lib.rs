@@ -931,19 +931,13 @@ pub fn snapshot_temp_root(db: &Path, options: &SnapshotOptions) -> PathBuf {
 fn snapshot_via_file(path: &Path, options: &SnapshotOptions, started: &mut Started) -> Result<()> {
     let temp_root = snapshot_temp_root(path, options);
     // A 0700 directory holds the copy; it and everything in it is removed on every path out.
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".sqlseal-snapshot-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o700));
-    }
-    let dir = builder
-        .tempdir_in(&temp_root)
-        .map_err(|e| SourceError::Io {
-            what: "creating a temporary directory in",
-            path: temp_root.clone(),
-            source: e,
+    let dir =
+        sqlseal_private::private_tempdir_in(&temp_root, ".sqlseal-snapshot-").map_err(|e| {
+            SourceError::Io {
+                what: "creating a temporary directory in",
+                path: temp_root.clone(),
+                source: e,
+            }
         })?;
     let copy = dir.path().join("snapshot.db");
     let conn = open_source(path, options)?;

@@ -43,17 +43,15 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use tempfile::NamedTempFile;
+
 mod lock;
 mod open;
-mod private;
 #[cfg(feature = "s3")]
 mod s3;
 
 pub use lock::{DatabaseLock, LockError};
 pub use open::{Location, S3Location, S3Settings, is_url, open_store, split_object_url};
-pub use private::{
-    create_private_dir_all, create_private_file, private_tempdir_in, private_tempfile_in,
-};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
 
@@ -243,7 +241,7 @@ impl LocalStore {
         if self.dir.exists() {
             return Err(StoreError::NotADirectory(self.dir.clone()));
         }
-        create_private_dir_all(&self.dir).map_err(|e| match e.kind() {
+        sqlseal_private::create_private_dir_all(&self.dir).map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => {
                 // Name the component that is in the way, e.g. the file
                 // `x` of `--dir x/backups`.
@@ -282,22 +280,16 @@ impl LocalStore {
         if target.exists() {
             return Err(StoreError::AlreadyExists(name.to_owned()));
         }
-        let temp = self
-            .dir
-            .join(format!(".{name}{TEMP_MARKER}{}", random_hex()));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&temp).map_err(|e| match e.kind() {
-            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                self.dir_error("creating temporary file", e)
-            }
-            _ => self.io("creating temporary file", &temp)(e),
-        })?;
+        let file =
+            sqlseal_private::private_tempfile_in(&self.dir, &format!(".{name}{TEMP_MARKER}"))
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                        self.dir_error("creating temporary file", e)
+                    }
+                    _ => self.io("creating temporary file", &self.dir)(e),
+                })?;
         Ok(LocalWriter {
             file: Some(BufWriter::with_capacity(1 << 20, file)),
-            temp,
             target,
             dir: self.dir.clone(),
             unsynced: 0,
@@ -476,14 +468,6 @@ pub(crate) fn is_symlink_refusal(e: &io::Error) -> bool {
     }
 }
 
-fn random_hex() -> String {
-    let mut bytes = [0u8; 8];
-    // A failing OS generator only makes the temporary name less unique;
-    // create_new still refuses to reuse an existing file.
-    let _ = getrandom::fill(&mut bytes);
-    hex::encode(bytes)
-}
-
 fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
@@ -509,8 +493,9 @@ pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 const SYNC_EVERY: u64 = 16 << 20;
 
 struct LocalWriter {
-    file: Option<BufWriter<File>>,
-    temp: PathBuf,
+    /// The temporary file (0600, beside the backup), removed when dropped
+    /// unless persisted under the backup's name.
+    file: Option<BufWriter<NamedTempFile>>,
     target: PathBuf,
     dir: PathBuf,
     /// Bytes written since the last sync.
@@ -520,14 +505,20 @@ struct LocalWriter {
 }
 
 impl LocalWriter {
+    /// The open file, or an error once the writer has finished.
+    fn file(&mut self) -> io::Result<&mut BufWriter<NamedTempFile>> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("backup writer already finished"))
+    }
+
     /// Counts `n` written bytes; every [`SYNC_EVERY`], flushes and syncs.
     fn wrote(&mut self, n: usize) -> io::Result<()> {
         self.unsynced += n as u64;
-        if self.unsynced >= SYNC_EVERY
-            && let Some(f) = self.file.as_mut()
-        {
-            f.flush()?;
-            f.get_ref().sync_data()?;
+        if self.unsynced >= SYNC_EVERY {
+            let file = self.file()?;
+            file.flush()?;
+            file.get_ref().as_file().sync_data()?;
             self.unsynced = 0;
             self.syncs += 1;
         }
@@ -537,19 +528,13 @@ impl LocalWriter {
 
 impl Write for LocalWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = match self.file.as_mut() {
-            Some(f) => f.write(buf)?,
-            None => return Err(io::Error::other("backup writer already finished")),
-        };
+        let n = self.file()?.write(buf)?;
         self.wrote(n)?;
         Ok(n)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self.file.as_mut() {
-            Some(f) => f.write_all(buf)?,
-            None => return Err(io::Error::other("backup writer already finished")),
-        }
+        self.file()?.write_all(buf)?;
         self.wrote(buf.len())
     }
 
@@ -563,51 +548,38 @@ impl Write for LocalWriter {
 
 impl BackupWriter for LocalWriter {
     fn finish(mut self: Box<Self>) -> Result<()> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
         let io = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { what, path, source }
         };
-        let Some(file) = self.file.take() else {
-            return Ok(());
-        };
         let file = file
             .into_inner()
-            .map_err(|e| io("writing", &self.temp)(e.into_error()))?;
-        file.sync_all().map_err(io("syncing", &self.temp))?;
-        drop(file);
-        // A hard link never replaces an existing file, unlike rename.
-        match std::fs::hard_link(&self.temp, &self.target) {
-            Ok(()) => {
-                std::fs::remove_file(&self.temp).map_err(io("removing", &self.temp))?;
+            .map_err(|e| io("writing", &self.target)(e.into_error()))?;
+        file.as_file()
+            .sync_all()
+            .map_err(io("syncing", file.path()))?;
+        // Never replaces an existing file (unlike rename); on failure the
+        // temporary file is removed as the error drops it.
+        file.persist_noclobber(&self.target).map_err(|e| {
+            if e.error.kind() == io::ErrorKind::AlreadyExists {
+                StoreError::AlreadyExists(file_name(&self.target))
+            } else {
+                let tempfile::PersistError { error, file } = e;
+                io("renaming", file.path())(error)
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = std::fs::remove_file(&self.temp);
-                let name = self
-                    .target
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned());
-                return Err(StoreError::AlreadyExists(name.unwrap_or_default()));
-            }
-            Err(_) => {
-                // File systems without hard links: rename, after checking
-                // that nothing took the name meanwhile.
-                if self.target.exists() {
-                    let _ = std::fs::remove_file(&self.temp);
-                    return Err(StoreError::AlreadyExists(self.target.display().to_string()));
-                }
-                std::fs::rename(&self.temp, &self.target).map_err(io("renaming", &self.temp))?;
-            }
-        }
+        })?;
         sync_dir(&self.dir)
     }
 }
 
-impl Drop for LocalWriter {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
-    }
+/// The last component of `path`, for messages.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
-//! Files and directories that only their owner may read: backups,
-//! plaintext images, keys and status files are made through these, so the
-//! modes are decided in one place. On systems without Unix modes they are
+//! Files and directories that only their owner may read.
+//!
+//! Owns: the modes of everything sqlseal creates that holds a secret or
+//! plaintext (backups, database images and snapshot copies, key files,
+//! status files): 0600 files and 0700 directories, decided here once.
+//! Never: knows what goes into them. On systems without Unix modes they are
 //! ordinary files and directories.
 
 use std::fs::File;
