@@ -18,7 +18,7 @@ use sqlseal_engine::{
 use sqlseal_format::{CreatedAt, RecordedCheck};
 use sqlseal_schedule::{RetentionPolicy, decide};
 use sqlseal_source::{SnapshotOptions, SqliteSource};
-use sqlseal_store::{BackupStore, DatabaseLock, LocalStore, S3Settings, is_url, open_store};
+use sqlseal_store::{BackupStore, DatabaseLock, LocalStore, Location, S3Settings, is_url};
 
 use crate::progress::Bar;
 use crate::{BackupCommand, BackupSelector, CheckArg, Failure, keys};
@@ -99,19 +99,13 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BackupCommand::List {
-            dir,
-            keys,
-            trust,
-            json,
-        } => {
-            let keyring = keys::optional_keyring(&keys, &trust)?;
+        BackupCommand::List { dir, auth, json } => {
+            let keyring = auth.keyring()?;
             list(&dir, keyring.as_ref(), json)
         }
         BackupCommand::Prune {
             dir,
-            keys,
-            trust,
+            auth,
             max_count,
             keep_last,
             keep_hourly,
@@ -123,7 +117,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             yes: _,
             json,
         } => {
-            let keyring = keys::keyring(&keys, &trust)?;
+            let keyring = auth.keyring()?;
             let policy = RetentionPolicy {
                 max_count,
                 keep_last,
@@ -135,24 +129,18 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             };
             prune(&dir, &keyring, &policy, dry_run, json)
         }
-        BackupCommand::Info {
-            which,
-            keys,
-            trust,
-            json,
-        } => {
-            let keyring = keys::optional_keyring(&keys, &trust)?;
+        BackupCommand::Info { which, auth, json } => {
+            let keyring = auth.keyring()?;
             info(&which, keyring.as_ref(), json)
         }
         BackupCommand::Verify {
             which,
-            keys,
-            trust,
+            auth,
             temp_dir,
             check,
             json,
         } => {
-            let keyring = keys::keyring(&keys, &trust)?;
+            let keyring = auth.keyring()?;
             // The image is plaintext: never beside the backup, which others
             // may read; in a private directory of --temp-dir or the system's
             // temporary directory.
@@ -215,14 +203,13 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
         }
         BackupCommand::Restore {
             which,
-            keys,
+            auth,
             db,
             force,
-            trust,
             check,
             json,
         } => {
-            let keyring = keys::keyring(&keys, &trust)?;
+            let keyring = auth.keyring()?;
             let (store, name) = select(&which, Some(&keyring))?;
             let options = RestoreOptions {
                 force,
@@ -334,12 +321,13 @@ fn s3_settings_from_env() -> anyhow::Result<S3Settings> {
     Ok(sqlseal_schedule::s3_settings(&params.s3))
 }
 
-/// The store for `--dir`: a directory, or a URL such as `s3://BUCKET/PREFIX`.
-fn open_location(dir: &Path) -> anyhow::Result<Box<dyn BackupStore>> {
-    if !is_url(dir) {
-        return Ok(Box::new(LocalStore::new(dir)));
+/// The store for `--dir`: a directory, or an S3 bucket and prefix with the
+/// settings of the `SQLSEAL_S3_*` variables.
+fn open_location(location: &Location) -> anyhow::Result<Box<dyn BackupStore>> {
+    match location {
+        Location::Dir(dir) => Ok(Box::new(LocalStore::new(dir))),
+        Location::S3(_) => Ok(location.clone().open(&s3_settings_from_env()?)?),
     }
-    Ok(open_store(dir, &s3_settings_from_env()?)?)
 }
 
 /// A backup's size in the store, the total of the bar for reading it
@@ -384,7 +372,7 @@ fn select(
             let Some(newest) = listed.iter().find(|b| b.header.is_ok()) else {
                 bail!(
                     "no readable backup in {}; check the directory or name a BACKUP file",
-                    dir.display()
+                    dir
                 );
             };
             newest.entry.name.clone()
@@ -396,7 +384,7 @@ fn select(
 /// `verify --dir DIR --all`: every backup in DIR, one line (or JSON object)
 /// each; fails with exit code 3 if any does not verify.
 fn verify_all(
-    dir: &Path,
+    dir: &Location,
     keyring: &Keyring,
     options: &VerifyOptions,
     json: bool,
@@ -468,7 +456,7 @@ fn split_backup_path(path: &Path) -> anyhow::Result<(Box<dyn BackupStore>, Strin
         let Some((location, name)) = sqlseal_store::split_object_url(&url) else {
             bail!("{url} names no backup; expected s3://BUCKET/PREFIX/NAME.sqlseal");
         };
-        return Ok((open_location(Path::new(location))?, name.to_owned()));
+        return Ok((open_location(&Location::parse(location)?)?, name.to_owned()));
     }
     if !path.is_file() {
         if path.exists() {
@@ -496,7 +484,7 @@ fn check_words(b: &ListedBackup) -> (&'static str, Option<&str>) {
     }
 }
 
-fn list(dir: &Path, keyring: Option<&Keyring>, json: bool) -> anyhow::Result<()> {
+fn list(dir: &Location, keyring: Option<&Keyring>, json: bool) -> anyhow::Result<()> {
     let store = open_location(dir)?;
     let listed = list_backups(store.as_ref(), keyring)?;
     if json {
@@ -797,7 +785,7 @@ fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 /// `dir`, carried out unless `dry_run`. Files whose header does not verify
 /// are reported and never touched.
 fn prune(
-    dir: &Path,
+    dir: &Location,
     keyring: &Keyring,
     policy: &RetentionPolicy,
     dry_run: bool,

@@ -21,6 +21,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 use sqlseal_engine::{CancelFlag, CheckLevel, EngineError};
 use sqlseal_source::Method;
+use sqlseal_store::Location;
 
 /// Consistent, compressed, encrypted backups of live SQLite databases.
 #[derive(Parser, Debug)]
@@ -188,6 +189,53 @@ enum KeyCommand {
     },
 }
 
+/// `--dir`: a directory, or `s3://BUCKET/PREFIX` (any other scheme is a
+/// usage error). A path that is not UTF-8 is a directory.
+fn location_parser() -> impl clap::builder::TypedValueParser<Value = Location> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().try_map(|text| Location::parse(PathBuf::from(text)))
+}
+
+/// `--key` and `--trust` where a key is needed: to open a backup, or to
+/// authenticate the headers that decide what a command deletes.
+#[derive(Args, Debug)]
+struct RequiredKeys {
+    /// A private key file: it opens backups encrypted to it, and its public
+    /// half is a trusted signer. Repeat for more keys.
+    #[arg(long = "key", value_name = "KEYFILE", required = true)]
+    keys: Vec<PathBuf>,
+    /// An extra trusted signer public key. Repeat for more.
+    #[arg(long = "trust", value_name = "PUBFILE")]
+    trust: Vec<PathBuf>,
+}
+
+/// `--key` and `--trust` where a key is optional: with one, each header is
+/// authenticated (and `--latest` picks the newest that verifies).
+#[derive(Args, Debug)]
+struct OptionalKeys {
+    /// A private key file to authenticate each header with; its public
+    /// half is a trusted signer. Repeat for more keys.
+    #[arg(long = "key", value_name = "KEYFILE")]
+    keys: Vec<PathBuf>,
+    /// An extra trusted signer public key (with --key). Repeat for more.
+    #[arg(long = "trust", value_name = "PUBFILE", requires = "keys")]
+    trust: Vec<PathBuf>,
+}
+
+impl RequiredKeys {
+    /// The keyring of these keys and trusted signers.
+    fn keyring(&self) -> anyhow::Result<sqlseal_crypto::Keyring> {
+        keys::keyring(&self.keys, &self.trust)
+    }
+}
+
+impl OptionalKeys {
+    /// The keyring, or `None` when no key was named.
+    fn keyring(&self) -> anyhow::Result<Option<sqlseal_crypto::Keyring>> {
+        keys::optional_keyring(&self.keys, &self.trust)
+    }
+}
+
 /// Which backup a command works on: a file, or the newest in a directory.
 #[derive(Args, Debug)]
 #[group(required = true, multiple = true)]
@@ -196,8 +244,8 @@ struct BackupSelector {
     #[arg(value_name = "BACKUP", conflicts_with_all = ["dir", "latest"])]
     backup: Option<PathBuf>,
     /// The backup directory, or s3://BUCKET/PREFIX (with --latest).
-    #[arg(long, value_name = "DIR", requires = "latest")]
-    dir: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", requires = "latest", value_parser = location_parser())]
+    dir: Option<Location>,
     /// Use the newest backup in --dir.
     #[arg(long, requires = "dir")]
     latest: bool,
@@ -211,8 +259,8 @@ struct VerifySelector {
     #[arg(value_name = "BACKUP", conflicts_with_all = ["dir", "latest", "all"])]
     backup: Option<PathBuf>,
     /// The backup directory, or s3://BUCKET/PREFIX (with --latest or --all).
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", value_parser = location_parser())]
+    dir: Option<Location>,
     /// Verify the newest backup in --dir.
     #[arg(long, requires = "dir", conflicts_with = "all")]
     latest: bool,
@@ -230,8 +278,8 @@ enum BackupCommand {
         #[arg(long, value_name = "DB")]
         db: PathBuf,
         /// The backup directory (created 0700 if missing), or s3://BUCKET/PREFIX.
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
+        #[arg(long, value_name = "DIR", value_parser = location_parser())]
+        dir: Location,
         /// A private key file: the backup is encrypted to each and signed
         /// with the first. Repeat for more keys.
         #[arg(long = "key", value_name = "KEYFILE", required = true)]
@@ -269,15 +317,10 @@ enum BackupCommand {
     #[command(after_long_help = examples::BACKUP_LIST)]
     List {
         /// The backup directory, or s3://BUCKET/PREFIX.
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
-        /// A private key file to authenticate each header with; its public
-        /// half is a trusted signer. Repeat for more keys.
-        #[arg(long = "key", value_name = "KEYFILE")]
-        keys: Vec<PathBuf>,
-        /// An extra trusted signer public key (with --key). Repeat for more.
-        #[arg(long = "trust", value_name = "PUBFILE", requires = "keys")]
-        trust: Vec<PathBuf>,
+        #[arg(long, value_name = "DIR", value_parser = location_parser())]
+        dir: Location,
+        #[command(flatten)]
+        auth: OptionalKeys,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
@@ -295,15 +338,10 @@ enum BackupCommand {
     #[command(after_long_help = examples::BACKUP_PRUNE)]
     Prune {
         /// The backup directory, or s3://BUCKET/PREFIX.
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
-        /// A private key file to authenticate each header with; its public
-        /// half is a trusted signer. Repeat for more keys.
-        #[arg(long = "key", value_name = "KEYFILE", required = true)]
-        keys: Vec<PathBuf>,
-        /// An extra trusted signer public key. Repeat for more.
-        #[arg(long = "trust", value_name = "PUBFILE")]
-        trust: Vec<PathBuf>,
+        #[arg(long, value_name = "DIR", value_parser = location_parser())]
+        dir: Location,
+        #[command(flatten)]
+        auth: RequiredKeys,
         /// Keep the newest N backups (as Backup.MaxCount).
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_count: u64,
@@ -348,13 +386,8 @@ enum BackupCommand {
     Info {
         #[command(flatten)]
         which: BackupSelector,
-        /// A private key file: --latest picks the newest backup whose header
-        /// verifies with it. Repeat for more keys.
-        #[arg(long = "key", value_name = "KEYFILE")]
-        keys: Vec<PathBuf>,
-        /// An extra trusted signer public key (with --key). Repeat for more.
-        #[arg(long = "trust", value_name = "PUBFILE", requires = "keys")]
-        trust: Vec<PathBuf>,
+        #[command(flatten)]
+        auth: OptionalKeys,
         /// Print a JSON object.
         #[arg(long)]
         json: bool,
@@ -372,13 +405,8 @@ enum BackupCommand {
     Verify {
         #[command(flatten)]
         which: VerifySelector,
-        /// A private key file that can open the backup; its public half is
-        /// a trusted signer. Repeat for more keys.
-        #[arg(long = "key", value_name = "KEYFILE", required = true)]
-        keys: Vec<PathBuf>,
-        /// An extra trusted signer public key. Repeat for more.
-        #[arg(long = "trust", value_name = "PUBFILE")]
-        trust: Vec<PathBuf>,
+        #[command(flatten)]
+        auth: RequiredKeys,
         /// Directory for the private temporary copy of the image that
         /// `PRAGMA integrity_check` reads (default: the system's temporary
         /// directory); it needs room for the whole database.
@@ -403,10 +431,8 @@ enum BackupCommand {
     Restore {
         #[command(flatten)]
         which: BackupSelector,
-        /// A private key file that can open the backup; its public half is
-        /// a trusted signer. Repeat for more keys.
-        #[arg(long = "key", value_name = "KEYFILE", required = true)]
-        keys: Vec<PathBuf>,
+        #[command(flatten)]
+        auth: RequiredKeys,
         /// Where to restore the database.
         #[arg(long, value_name = "TARGET")]
         db: PathBuf,
@@ -414,9 +440,6 @@ enum BackupCommand {
         /// its mode, and its owner and group when this process may set them (root).
         #[arg(long)]
         force: bool,
-        /// An extra trusted signer public key. Repeat for more.
-        #[arg(long = "trust", value_name = "PUBFILE")]
-        trust: Vec<PathBuf>,
         /// The integrity check to run on the restored image before it is
         /// installed. Default: none when the backup's signed seal records a
         /// full check made at backup time (the image restored is
@@ -614,10 +637,24 @@ fn usage_exit(e: clap::Error) -> ! {
     e.exit()
 }
 
+/// A `--dir` that names no valid location: an error of the run (exit 1,
+/// one line), as when the location is found wrong later, not a usage error.
+fn invalid_location(e: &clap::Error) -> Option<anyhow::Error> {
+    if e.kind() != clap::error::ErrorKind::ValueValidation {
+        return None;
+    }
+    let source = std::error::Error::source(e)?;
+    let invalid = source.downcast_ref::<sqlseal_store::StoreError>()?;
+    Some(anyhow::anyhow!("{invalid}"))
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => usage_exit(e),
+        Err(e) => match invalid_location(&e) {
+            Some(err) => return report(&err, std::env::args_os().any(|a| a == "--json")),
+            None => usage_exit(e),
+        },
     };
     if let Command::Backup(BackupCommand::Verify { which, .. }) = &cli.command
         && which.dir.is_some()
@@ -640,22 +677,25 @@ fn main() -> ExitCode {
     let json = cli.command.json();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let line = one_line(&err);
-            let code = exit_code(&err);
-            let failure = err.downcast_ref::<Failure>();
-            if json && !failure.is_some_and(|f| f.printed) {
-                let path = failure.and_then(|f| f.path.as_deref());
-                if let Ok(text) =
-                    serde_json::to_string_pretty(&JsonFailure::new(path, line.clone(), code))
-                {
-                    println!("{text}");
-                }
-            }
-            eprintln!("error: {line}");
-            ExitCode::from(code)
+        Err(err) => report(&err, json),
+    }
+}
+
+/// Prints `err` as one line (and, with `--json`, a JSON failure object on
+/// stdout unless the command printed its own) and returns its exit code.
+fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    let line = one_line(err);
+    let code = exit_code(err);
+    let failure = err.downcast_ref::<Failure>();
+    if json && !failure.is_some_and(|f| f.printed) {
+        let path = failure.and_then(|f| f.path.as_deref());
+        if let Ok(text) = serde_json::to_string_pretty(&JsonFailure::new(path, line.clone(), code))
+        {
+            println!("{text}");
         }
     }
+    eprintln!("error: {line}");
+    ExitCode::from(code)
 }
 
 #[cfg(test)]
