@@ -106,28 +106,13 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
         BackupCommand::Prune {
             dir,
             auth,
-            max_count,
-            keep_last,
-            keep_hourly,
-            keep_daily,
-            keep_weekly,
-            keep_monthly,
-            keep_yearly,
+            rules,
             dry_run,
             yes: _,
             json,
         } => {
             let keyring = auth.keyring()?;
-            let policy = RetentionPolicy {
-                max_count,
-                keep_last,
-                keep_hourly,
-                keep_daily,
-                keep_weekly,
-                keep_monthly,
-                keep_yearly,
-            };
-            prune(&dir, &keyring, &policy, dry_run, json)
+            prune(&dir, &keyring, &rules, dry_run, json)
         }
         BackupCommand::Info { which, auth, json } => {
             let keyring = auth.keyring()?;

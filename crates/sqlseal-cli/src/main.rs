@@ -342,27 +342,8 @@ enum BackupCommand {
         dir: Location,
         #[command(flatten)]
         auth: RequiredKeys,
-        /// Keep the newest N backups (as Backup.MaxCount).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        max_count: u64,
-        /// Keep the newest N backups (as Backup.KeepLast).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_last: u64,
-        /// Keep the newest backup of each of the N most recent hours (UTC).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_hourly: u64,
-        /// Keep the newest backup of each of the N most recent days (UTC).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_daily: u64,
-        /// Keep the newest backup of each of the N most recent ISO weeks.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_weekly: u64,
-        /// Keep the newest backup of each of the N most recent months (UTC).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_monthly: u64,
-        /// Keep the newest backup of each of the N most recent years (UTC).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_yearly: u64,
+        #[command(flatten)]
+        rules: sqlseal_schedule::RetentionPolicy,
         /// Show what would be deleted; delete nothing.
         #[arg(long, conflicts_with = "yes", required_unless_present = "yes")]
         dry_run: bool,

@@ -19,22 +19,32 @@ use std::collections::BTreeMap;
 use jiff::tz::TimeZone;
 use sqlseal_format::CreatedAt;
 
-/// The retention rules; 0 means a rule is unused.
+/// The retention rules; 0 means a rule is unused. With the `clap` feature
+/// it is also the `--max-count` and `--keep-*` options of `backup prune`
+/// (each field's first doc line is its help).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct RetentionPolicy {
-    /// Keep the newest this many (`Backup.MaxCount`).
+    /// Keep the newest N backups (as Backup.MaxCount).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
     pub max_count: u64,
-    /// Keep the newest this many (`Backup.KeepLast`).
+    /// Keep the newest N backups (as Backup.KeepLast).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
     pub keep_last: u64,
-    /// Keep the newest backup of each of this many hours.
+    /// Keep the newest backup of each of the N most recent hours (UTC).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
     pub keep_hourly: u64,
-    /// ... days.
+    /// Keep the newest backup of each of the N most recent days (UTC).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
     pub keep_daily: u64,
-    /// ... ISO weeks.
+    /// Keep the newest backup of each of the N most recent ISO weeks.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
     pub keep_weekly: u64,
-    /// ... months.
+    /// Keep the newest backup of each of the N most recent months (UTC).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
     pub keep_monthly: u64,
-    /// ... years.
+    /// Keep the newest backup of each of the N most recent years (UTC).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
     pub keep_yearly: u64,
 }
 
