@@ -94,19 +94,9 @@ pub(crate) fn open_payload<R: Read + Send>(
     )
 }
 
-/// Opens backup `name` of `store` (see [`open_container`]).
-fn open_stored(
-    store: &dyn BackupStore,
-    name: &str,
-    keyring: &Keyring,
-    out: &mut dyn Write,
-    threads: usize,
-    cancel: &CancelFlag,
-    progress: &dyn Progress,
-) -> Result<Opened, EngineError> {
-    let input = store.open(name)?;
-    let opened = open_container(name, input, keyring, out, threads, cancel, progress)?;
-    // The format allows any image; a database image is whole pages.
+/// Checks that what [`open_container`] opened from backup `name` is a
+/// database image: the format allows any image, a database is whole pages.
+fn whole_pages(name: &str, opened: Opened) -> Result<Opened, EngineError> {
     let trailer = &opened.trailer;
     let page_size = u64::from(opened.header.metadata.page_size);
     if trailer.page_count.checked_mul(page_size) != Some(trailer.db_len) {
@@ -143,15 +133,17 @@ pub(crate) fn restore_into_file(
     let path = file.path().to_path_buf();
     let opened = {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file.as_file_mut());
-        let opened = open_stored(
-            store,
+        let input = store.open(name)?;
+        let opened = open_container(
             name,
+            input,
             keyring,
             &mut out,
             options.threads,
             cancel,
             progress,
         )
+        .and_then(|opened| whole_pages(name, opened))
         .map_err(|e| match e {
             // A failed write is about the file written, not the backup.
             EngineError::Write {
@@ -247,15 +239,17 @@ pub fn verify_backup(
     };
     if !needs_image {
         let started = Instant::now();
-        let opened = open_stored(
-            store,
+        let input = store.open(name)?;
+        let opened = open_container(
             name,
+            input,
             keyring,
             &mut std::io::sink(),
             options.threads,
             cancel,
             progress,
-        )?;
+        )
+        .and_then(|opened| whole_pages(name, opened))?;
         let level = options.integrity_check.level(opened.recorded_check);
         if level == CheckLevel::None {
             return Ok(report(name, opened, options, level, started));
