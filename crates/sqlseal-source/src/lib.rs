@@ -157,14 +157,19 @@ impl fmt::Display for CheckLevel {
 }
 
 impl FromStr for CheckLevel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseCheckLevelError;
+    fn from_str(s: &str) -> Result<Self, ParseCheckLevelError> {
         CheckLevel::ALL
             .into_iter()
             .find(|c| c.name() == s)
-            .ok_or_else(|| format!("unknown check `{s}`; use full, quick or none"))
+            .ok_or_else(|| ParseCheckLevelError(s.to_owned()))
     }
 }
+
+/// A name that is not a [`CheckLevel`]; holds the name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown check `{0}`; use full, quick or none")]
+pub struct ParseCheckLevelError(pub String);
 
 /// The page cache an integrity check gets, at most: enough to hold the
 /// index b-trees that `integrity_check` looks every row up in for most
@@ -1217,7 +1222,12 @@ mod tests {
         assert_eq!(CheckLevel::Full.pragma(), Some("integrity_check"));
         assert_eq!(CheckLevel::Quick.pragma(), Some("quick_check"));
         assert_eq!(CheckLevel::None.pragma(), None);
-        assert!("bogus".parse::<CheckLevel>().is_err());
+        let e = "bogus".parse::<CheckLevel>().expect_err("unknown");
+        assert_eq!(e, ParseCheckLevelError("bogus".into()));
+        assert_eq!(
+            e.to_string(),
+            "unknown check `bogus`; use full, quick or none"
+        );
     }
 
     #[test]
