@@ -151,6 +151,8 @@ impl Param {
     fn rust_type(&self) -> String {
         match self.kind {
             Kind::String if !self.choices.is_empty() => self.enum_name(),
+            // Never shown by Debug, zeroized when dropped.
+            Kind::String if self.secret => "Secret".into(),
             Kind::String => "String".into(),
             Kind::Bool => "bool".into(),
             // An int with min >= 0 is unsigned.
@@ -518,7 +520,7 @@ fn default_expr(param: &Param) -> Result<String> {
         Kind::String | Kind::Filename if param.default_is_zero() => {
             format!("{}::new()", param.rust_type())
         }
-        Kind::String => format!("String::from({})", text(default)?),
+        Kind::String => format!("{}::from({})", param.rust_type(), text(default)?),
         Kind::Filename => format!("PathBuf::from({})", text(default)?),
         Kind::Bool | Kind::Int => yaml_inline(default)?,
         Kind::Duration => match duration_default(param)? {
@@ -549,6 +551,9 @@ fn rust(params: &[Param]) -> Result<String> {
         if uses(&[kind]) {
             items.push(item);
         }
+    }
+    if params.iter().any(|p| p.rust_type() == "Secret") {
+        items.push("Secret");
     }
     items.sort_unstable();
     let _ = writeln!(w, "use crate::{{{}}};", items.join(", "));

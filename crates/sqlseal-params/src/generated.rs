@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::value::choices;
-use crate::{ByteSize, Duration, Param};
+use crate::{ByteSize, Duration, Param, Secret};
 
 /// All parameters, one field per group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -302,7 +302,7 @@ pub struct S3 {
     /// lines; sqlseal never logs it.
     ///
     /// `S3.SecretAccessKey`: string, default `""`, environment `SQLSEAL_S3_SECRETACCESSKEY`.
-    pub secret_access_key: String,
+    pub secret_access_key: Secret,
     /// Address buckets path-style (ENDPOINT/BUCKET/KEY) rather than virtual-hosted style
     /// (BUCKET.ENDPOINT/KEY). Most S3-compatible servers need path style; AWS S3 accepts both.
     ///
@@ -323,7 +323,7 @@ impl Default for S3 {
             endpoint: String::new(),
             region: String::new(),
             access_key_id: String::new(),
-            secret_access_key: String::new(),
+            secret_access_key: Secret::new(),
             path_style: true,
             allow_http: false,
         }

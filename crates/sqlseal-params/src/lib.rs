@@ -69,12 +69,14 @@ use serde_norway::Value;
 mod duration;
 mod expand;
 mod generated;
+mod secret;
 mod size;
 mod value;
 
 pub use duration::{Duration, ParseDurationError};
 pub use expand::{ExpandError, expand_env};
 pub use generated::*;
+pub use secret::Secret;
 pub use size::{ByteSize, ParseSizeError, SIZE_FORMS};
 pub use value::ValueError;
 
@@ -439,6 +441,16 @@ mod tests {
     /// Loads `yaml` with one environment variable set.
     fn load_with(yaml: &str, var: &str, value: &str) -> Result<Loaded, ParamsError> {
         Params::load(Some(yaml), |name| (name == var).then(|| value.to_owned()))
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let loaded = load_with("", "SQLSEAL_S3_SECRETACCESSKEY", "s3cr3t-v4lue").expect("load");
+        assert_eq!(loaded.params.s3.secret_access_key.expose(), "s3cr3t-v4lue");
+        let shown = format!("{:?}", loaded.params);
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("secret_access_key: Secret(set)"), "{shown}");
+        assert!(param("S3.SecretAccessKey").is_secret());
     }
 
     fn param(name: &str) -> &'static Param {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_norway::Value;
 
-use crate::{ByteSize, Duration, ParseDurationError, ParseSizeError};
+use crate::{ByteSize, Duration, ParseDurationError, ParseSizeError, Secret};
 
 /// A value that does not fit its parameter.
 ///
@@ -147,6 +147,16 @@ impl ParamValue for String {
 
     fn to_text(&self) -> String {
         self.clone()
+    }
+}
+
+impl ParamValue for Secret {
+    fn from_text(text: &str) -> Result<Self, ValueError> {
+        Ok(Secret::from(text))
+    }
+
+    fn to_text(&self) -> String {
+        self.expose().to_owned()
     }
 }
 
