@@ -14,9 +14,9 @@ import sys
 
 HEADING = "## End-to-end comparison"
 
-# Targets the engine is held to.
-CREATE_RATIO_MAX = 0.5
-CREATE_RATIO_AIM = 0.35
+# Targets the engine is held to (issue #11: create in a quarter of the
+# operator script's time).
+CREATE_RATIO_MAX = 0.25
 RSS_MAX_MIB = 64
 
 # Rows of the per-size table, in order: (name, label).
@@ -147,16 +147,16 @@ def targets(results, facts, sizes):
             ratio = median(create) / median(script)
             quick = fastest(create) / fastest(script)
             scope = "the target" if size == 1024 else "target set for 1 GiB"
-            result = f"{verdict(ratio, CREATE_RATIO_MAX)}, aim {verdict(ratio, CREATE_RATIO_AIM)}"
-            if verdict(quick, CREATE_RATIO_AIM) != verdict(ratio, CREATE_RATIO_AIM):
-                result += f" (fastest runs: aim {verdict(quick, CREATE_RATIO_AIM)})"
+            result = verdict(ratio, CREATE_RATIO_MAX)
+            if verdict(quick, CREATE_RATIO_MAX) != result:
+                result += f" (fastest runs: {verdict(quick, CREATE_RATIO_MAX)})"
             extra = ""
             if have(size, "script_backup_sync"):
                 synced = median(create) / median(results[(size, "script_backup_sync")])
                 extra = f"; {synced:.2f}x the script with `sync`"
             lines.append(
                 f"| `create --method dbpage` ≤ {CREATE_RATIO_MAX}x the operator script "
-                f"(aim {CREATE_RATIO_AIM}x; {scope}) | {size_label(size)} | "
+                f"({scope}) | {size_label(size)} | "
                 f"medians {median(create):.2f} s / {median(script):.2f} s = **{ratio:.2f}x**; "
                 f"fastest runs {fastest(create):.2f} s / {fastest(script):.2f} s = {quick:.2f}x{extra} | "
                 f"{result} |"
