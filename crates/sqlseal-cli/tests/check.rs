@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Proc, keygen, p, sqlseal};
+use common::{Proc, create_args, keygen, p, sqlseal};
 use sqlseal_testkit::{damage_index, indexed_db};
 
 struct Setup {
@@ -52,9 +52,7 @@ fn stored(s: &Setup) -> Vec<String> {
 }
 
 fn create(s: &Setup, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec![
-        "backup", "create", "--db", "app.db", "--dir", "backups", "--key", "k.pem", "--json",
-    ];
+    let mut args = create_args("app.db", "backups", "k.pem", &["--json"]);
     args.extend_from_slice(extra);
     run(s.dir.path(), &args)
 }
@@ -231,10 +229,7 @@ fn restore_and_verify_say_whether_the_check_ran() {
 fn a_bad_check_value_is_a_usage_error() {
     let s = setup();
     for args in [
-        &[
-            "backup", "create", "--db", "app.db", "--dir", "backups", "--key", "k.pem", "--check",
-            "bogus",
-        ][..],
+        &create_args("app.db", "backups", "k.pem", &["--check", "bogus"])[..],
         &[
             "backup",
             "restore",
@@ -278,16 +273,7 @@ fn ctrl_c_ends_a_checked_create_within_a_second() {
     sqlseal_source::demo::create_demo_database(&big, 64 << 20).expect("demo db");
     for delay in [300u64, 900] {
         let child = Proc::spawn(sqlseal(
-            &[
-                "backup",
-                "create",
-                "--db",
-                p(&big),
-                "--dir",
-                "backups",
-                "--key",
-                "k.pem",
-            ],
+            &create_args(p(&big), "backups", "k.pem", &[]),
             s.dir.path(),
         ));
         std::thread::sleep(Duration::from_millis(delay));

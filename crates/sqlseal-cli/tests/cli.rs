@@ -2,12 +2,16 @@
 //! lists, exit codes, one-line errors, and each snapshot method while
 //! another process keeps writing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use rusqlite::Connection;
 use sqlseal_testkit::{Writer, add_rows, bin, keygen, p, stderr, stdout};
+
+use common::create_args;
 
 fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().expect("runs")
@@ -62,18 +66,7 @@ fn setup() -> Setup {
 }
 
 fn create(s: &Setup, extra: &[&str]) -> PathBuf {
-    let mut args = vec![
-        "backup",
-        "create",
-        "--db",
-        p(&s.db),
-        "--dir",
-        p(&s.backups),
-        "--key",
-        p(&s.key),
-    ];
-    args.extend_from_slice(extra);
-    let o = run(&args);
+    let o = run(&create_args(p(&s.db), p(&s.backups), p(&s.key), extra));
     expect_exit(&o, 0);
     assert_eq!(
         stderr(&o),
@@ -180,19 +173,12 @@ fn create_list_info_verify_restore() {
         assert_eq!(mode(&first), 0o600);
         assert_eq!(mode(&s.backups), 0o700);
     }
-    let o = run(&[
-        "backup",
-        "create",
-        "--db",
+    let o = run(&create_args(
         p(&s.db),
-        "--dir",
         p(&s.backups),
-        "--key",
         p(&s.key),
-        "--json",
-        "--method",
-        "vacuum",
-    ]);
+        &["--json", "--method", "vacuum"],
+    ));
     expect_exit(&o, 0);
     let created: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     for field in [
@@ -339,16 +325,12 @@ fn bad_inputs() {
 
     // A database that does not exist: clear error, nothing created.
     let empty_dir = d.join("none");
-    let o = run(&[
-        "backup",
-        "create",
-        "--db",
+    let o = run(&create_args(
         p(&d.join("missing.db")),
-        "--dir",
         p(&empty_dir),
-        "--key",
         p(&s.key),
-    ]);
+        &[],
+    ));
     expect_exit(&o, 1);
     assert!(
         stderr(&o).contains("missing.db") && stderr(&o).contains("no such file"),
@@ -361,16 +343,7 @@ fn bad_inputs() {
     // Not SQLite.
     let text = d.join("notes.txt");
     std::fs::write(&text, "plain text, not a database ".repeat(100)).expect("write");
-    let o = run(&[
-        "backup",
-        "create",
-        "--db",
-        p(&text),
-        "--dir",
-        p(&empty_dir),
-        "--key",
-        p(&s.key),
-    ]);
+    let o = run(&create_args(p(&text), p(&empty_dir), p(&s.key), &[]));
     expect_exit(&o, 1);
     assert!(
         stderr(&o).contains("not an SQLite database"),
@@ -380,32 +353,17 @@ fn bad_inputs() {
     assert!(entries(&empty_dir).is_empty(), "no backup file left");
 
     // Bad key file.
-    let o = run(&[
-        "backup",
-        "create",
-        "--db",
-        p(&s.db),
-        "--dir",
-        p(&empty_dir),
-        "--key",
-        p(&text),
-    ]);
+    let o = run(&create_args(p(&s.db), p(&empty_dir), p(&text), &[]));
     expect_exit(&o, 1);
     assert!(stderr(&o).contains("notes.txt"));
 
     // Usage errors exit 2.
-    let o = run(&[
-        "backup",
-        "create",
-        "--db",
+    let o = run(&create_args(
         p(&s.db),
-        "--dir",
         p(&empty_dir),
-        "--key",
         p(&s.key),
-        "--method",
-        "copy",
-    ]);
+        &["--method", "copy"],
+    ));
     expect_exit(&o, 2);
     expect_exit(
         &run(&[

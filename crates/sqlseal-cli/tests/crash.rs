@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Proc, keygen, listed, make_random_db, p, run, sqlseal, wait_until};
+use common::{Proc, create_args, keygen, listed, make_random_db, p, run, sqlseal, wait_until};
 
 const DEFAULT_SEED: u64 = 0x5eed_c0de_2026_1124;
 const KILLS: usize = 20;
@@ -97,18 +97,7 @@ fn verify_all(work: &Path, backups: &[PathBuf], key: &Path) {
 
 fn create_cmd(work: &Path, db: &Path, dir: &Path, key: &Path) -> Command {
     sqlseal(
-        &[
-            "backup",
-            "create",
-            "--db",
-            p(db),
-            "--dir",
-            p(dir),
-            "--key",
-            p(key),
-            "--chunk-size",
-            "65536",
-        ],
+        &create_args(p(db), p(dir), p(key), &["--chunk-size", "65536"]),
         work,
     )
 }

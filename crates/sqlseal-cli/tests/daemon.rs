@@ -2,11 +2,15 @@
 //! SIGTERM in the middle of a backup, retention, auto-restore at start-up,
 //! and configuration errors.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use sqlseal_testkit::{Proc, Writer, add_rows, bin, keygen, rows, wait_until};
+
+use common::create_args;
 
 fn sqlseal(args: &[&str], dir: &std::path::Path) -> Output {
     sqlseal_testkit::sqlseal(args, dir).output().expect("runs")
@@ -160,16 +164,7 @@ fn auto_restore_at_start_up() {
     let d = Daemon::new("0", 10, "");
     let create = |d: &Daemon| {
         let o = sqlseal(
-            &[
-                "backup",
-                "create",
-                "--db",
-                "app.db",
-                "--dir",
-                "backups/app.db",
-                "--key",
-                "server.pem",
-            ],
+            &create_args("app.db", "backups/app.db", "server.pem", &[]),
             d.dir.path(),
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -268,16 +263,7 @@ fn a_missing_database_without_backups_is_waited_for_logged_once_then_backed_up()
 fn auto_restore_failure_stops_start_up() {
     let d = Daemon::new("0", 10, "");
     let o = sqlseal(
-        &[
-            "backup",
-            "create",
-            "--db",
-            "app.db",
-            "--dir",
-            "backups/app.db",
-            "--key",
-            "server.pem",
-        ],
+        &create_args("app.db", "backups/app.db", "server.pem", &[]),
         d.dir.path(),
     );
     assert!(o.status.success());

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Proc, corrupt_at, corrupt_chunk, entries, frames, keygen, leftovers, listed, make_random_db, p,
-    run, sqlseal, temp_size, wait_until,
+    Proc, corrupt_at, corrupt_chunk, create_args, entries, frames, keygen, leftovers, listed,
+    make_random_db, p, run, sqlseal, temp_size, wait_until,
 };
 
 /// Plaintext bytes per chunk: small, so that a few MiB give 100+ chunks.
@@ -61,18 +61,12 @@ impl Fixture {
     }
 
     fn create_args(&self) -> Vec<&str> {
-        vec![
-            "backup",
-            "create",
-            "--db",
+        create_args(
             p(&self.db),
-            "--dir",
             p(&self.backups),
-            "--key",
             p(&self.key),
-            "--chunk-size",
-            CHUNK,
-        ]
+            &["--chunk-size", CHUNK],
+        )
     }
 
     fn create(&self) -> PathBuf {
@@ -371,18 +365,12 @@ fn auto_restore_falls_back_quickly_past_a_corrupted_newest_backup() {
     let dir = f.backups.join("app.db");
     let create = |f: &Fixture| {
         let o = run(
-            f.cmd(&[
-                "backup",
-                "create",
-                "--db",
+            f.cmd(&create_args(
                 "app.db",
-                "--dir",
                 p(&dir),
-                "--key",
                 "server.pem",
-                "--chunk-size",
-                CHUNK,
-            ]),
+                &["--chunk-size", CHUNK],
+            )),
             SLOW,
         );
         PathBuf::from(o.expect_success("backup create").trim())

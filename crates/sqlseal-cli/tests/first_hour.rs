@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Outcome, corrupt_chunk, keygen, make_random_db, p, sqlseal};
+use common::{Outcome, corrupt_chunk, create_args, keygen, make_random_db, p, sqlseal};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -31,16 +31,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, [PathBuf; 2]) {
     for _ in 0..2 {
         let out = run(
             dir.path(),
-            &[
-                "backup",
-                "create",
-                "--db",
-                "app.db",
-                "--dir",
-                p(&backups),
-                "--key",
-                "server.pem",
-            ],
+            &create_args("app.db", p(&backups), "server.pem", &[]),
         )
         .expect_success("backup create");
         made.push(PathBuf::from(out.trim()));
@@ -368,39 +359,12 @@ fn every_command_takes_json_with_one_failure_object() {
 
     // backup create, list, info, verify, restore
     let v = json(
-        &run(
-            d,
-            &[
-                "backup",
-                "create",
-                "--db",
-                "app.db",
-                "--dir",
-                dirs,
-                "--key",
-                "server.pem",
-                "--json",
-            ],
-        )
-        .expect_success("create"),
+        &run(d, &create_args("app.db", dirs, "server.pem", &["--json"])).expect_success("create"),
         "create",
     );
     assert!(v["path"].is_string(), "{v}");
     json_failure(
-        &run(
-            d,
-            &[
-                "backup",
-                "create",
-                "--db",
-                "none.db",
-                "--dir",
-                dirs,
-                "--key",
-                "server.pem",
-                "--json",
-            ],
-        ),
+        &run(d, &create_args("none.db", dirs, "server.pem", &["--json"])),
         "create from a missing db",
         1,
     );

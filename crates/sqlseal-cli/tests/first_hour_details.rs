@@ -2,27 +2,17 @@
 //! sizes with units, one-line errors for a bad `--dir`, readable backup
 //! names, and the mode of restored files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sqlseal_testkit::{add_rows, bin, keygen, p, stderr, stdout};
 
+use common::{create_args, one_line_error};
+
 fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().expect("runs")
-}
-
-/// Exit code 1 with exactly one line on stderr, `error: ...`, no warning first.
-fn one_line_error(o: &Output) -> String {
-    let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {err}",
-        stdout(o)
-    );
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    err
 }
 
 struct Setup {
@@ -40,18 +30,7 @@ fn setup(db_name: &str) -> Setup {
 }
 
 fn create(s: &Setup, dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "backup",
-        "create",
-        "--db",
-        p(&s.db),
-        "--dir",
-        p(dir),
-        "--key",
-        p(&s.key),
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
+    run(&create_args(p(&s.db), p(dir), p(&s.key), extra))
 }
 
 #[test]

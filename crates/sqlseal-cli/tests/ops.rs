@@ -2,6 +2,8 @@
 //! and location, and plaintext snapshot copies kept out of the backup
 //! directory.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -10,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlseal_testkit::{Proc, add_rows, bin, keygen, run, wait_until};
+
+use common::create_args;
 
 fn sqlseal(args: &[&str], dir: &Path) -> Output {
     sqlseal_testkit::sqlseal(args, dir).output().expect("runs")
@@ -135,16 +139,7 @@ fn a_second_daemon_and_a_one_shot_backup_are_refused_while_one_runs() {
     // the kernel has released its lock and a backup goes ahead.
     drop(first);
     let out = sqlseal(
-        &[
-            "backup",
-            "create",
-            "--db",
-            "app.db",
-            "--dir",
-            "backups/app.db",
-            "--key",
-            "server.pem",
-        ],
+        &create_args("app.db", "backups/app.db", "server.pem", &[]),
         dir.path(),
     );
     assert!(out.status.success(), "after the daemon died: {out:?}");
@@ -179,18 +174,7 @@ fn snapshot_copies_never_touch_the_backup_directory() {
             })
         };
         let out = sqlseal(
-            &[
-                "backup",
-                "create",
-                "--db",
-                "a/app.db",
-                "--dir",
-                "b",
-                "--key",
-                "server.pem",
-                "--method",
-                method,
-            ],
+            &create_args("a/app.db", "b", "server.pem", &["--method", method]),
             root.path(),
         );
         stop.store(true, Ordering::Relaxed);

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{keygen, make_random_db, p, run, sqlseal};
+use common::{create_args, keygen, make_random_db, p, run, sqlseal};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -34,19 +34,7 @@ fn prune_plans_deletes_keeps_the_newest_and_skips_what_does_not_verify() {
     let dir = w.join("backups");
     for _ in 0..4 {
         run(
-            sqlseal(
-                &[
-                    "backup",
-                    "create",
-                    "--db",
-                    "app.db",
-                    "--dir",
-                    "backups",
-                    "--key",
-                    p(&key),
-                ],
-                w,
-            ),
+            sqlseal(&create_args("app.db", "backups", p(&key), &[]), w),
             LIMIT,
         )
         .expect_success("create");

@@ -2,11 +2,15 @@
 //! loopback interface): `backup create|list|info|verify|restore` with
 //! `s3://` locations, and the errors an operator meets.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use sqlseal_testkit::s3s::{self, BUCKET, S3Server};
 use sqlseal_testkit::{add_rows, bin, keygen, p, rows as count, stderr, stdout};
+
+use common::{create_args, one_line_error};
 
 /// The binary with the server's settings in `SQLSEAL_S3_*` and no `AWS_*`
 /// variables from the machine.
@@ -37,22 +41,6 @@ fn ok(o: &Output) -> String {
     stdout(o)
 }
 
-/// Exit code 1 with exactly one `error: ...` line; returns it.
-fn fails(o: &Output) -> String {
-    let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {err}",
-        stdout(o)
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    lines[0].to_owned()
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     db: PathBuf,
@@ -77,16 +65,7 @@ fn backup_commands_work_on_s3_locations() {
 
     let out = ok(&run(
         &server,
-        &[
-            "backup",
-            "create",
-            "--db",
-            p(&s.db),
-            "--dir",
-            &location,
-            "--key",
-            p(&s.key),
-        ],
+        &create_args(p(&s.db), &location, p(&s.key), &[]),
     ));
     let first = out.trim().to_owned();
     assert!(
@@ -109,17 +88,7 @@ fn backup_commands_work_on_s3_locations() {
     add_rows(&s.db, 1_000, 80);
     let second = ok(&run(
         &server,
-        &[
-            "backup",
-            "create",
-            "--db",
-            p(&s.db),
-            "--dir",
-            &location,
-            "--key",
-            p(&s.key),
-            "--json",
-        ],
+        &create_args(p(&s.db), &location, p(&s.key), &["--json"]),
     ));
     let created: serde_json::Value = serde_json::from_str(&second).expect("json");
     let second = created["path"].as_str().expect("path").to_owned();
@@ -224,16 +193,7 @@ fn s3_errors_are_one_clear_line() {
     let location = server.url("app");
     ok(&run(
         &server,
-        &[
-            "backup",
-            "create",
-            "--db",
-            p(&s.db),
-            "--dir",
-            &location,
-            "--key",
-            p(&s.key),
-        ],
+        &create_args(p(&s.db), &location, p(&s.key), &[]),
     ));
 
     // Wrong credentials: refused, named, and the secret never shown.
@@ -242,7 +202,7 @@ fn s3_errors_are_one_clear_line() {
         .args(["backup", "list", "--dir", &location])
         .output()
         .expect("runs");
-    let line = fails(&out);
+    let line = one_line_error(&out);
     assert!(
         line.contains("access denied; check S3.AccessKeyId"),
         "{line}"
@@ -263,7 +223,7 @@ fn s3_errors_are_one_clear_line() {
         .expect("runs");
     assert_eq!(ok(&out).lines().count(), 1);
 
-    let line = fails(&run(
+    let line = one_line_error(&run(
         &server,
         &["backup", "list", "--dir", "s3://no-such-bucket/app"],
     ));
@@ -272,18 +232,9 @@ fn s3_errors_are_one_clear_line() {
         "error: bucket no-such-bucket does not exist (s3://no-such-bucket/app); \
          create it, or check S3.Endpoint"
     );
-    let line = fails(&run(
+    let line = one_line_error(&run(
         &server,
-        &[
-            "backup",
-            "create",
-            "--db",
-            p(&s.db),
-            "--dir",
-            "s3://no-such-bucket/app",
-            "--key",
-            p(&s.key),
-        ],
+        &create_args(p(&s.db), "s3://no-such-bucket/app", p(&s.key), &[]),
     ));
     assert!(
         line.contains("bucket no-such-bucket does not exist"),
@@ -291,24 +242,24 @@ fn s3_errors_are_one_clear_line() {
     );
 
     let missing = format!("{location}/app.db-20260101T000000.000000Z-000000.sqlseal");
-    let line = fails(&run(
+    let line = one_line_error(&run(
         &server,
         &["backup", "verify", &missing, "--key", p(&s.key)],
     ));
     assert!(line.contains("not found in s3://backups/app"), "{line}");
-    let line = fails(&run(&server, &["backup", "info", "s3://backups"]));
+    let line = one_line_error(&run(&server, &["backup", "info", "s3://backups"]));
     assert!(line.contains("names no backup"), "{line}");
-    let line = fails(&run(&server, &["backup", "list", "--dir", "s3://x"]));
+    let line = one_line_error(&run(&server, &["backup", "list", "--dir", "s3://x"]));
     assert!(
         line.starts_with("error: invalid backup location `s3://x`"),
         "{line}"
     );
-    let line = fails(&run(
+    let line = one_line_error(&run(
         &server,
         &["backup", "list", "--dir", "ftp://host/dir"],
     ));
     assert!(line.contains("unsupported scheme ftp://"), "{line}");
-    let line = fails(&run(
+    let line = one_line_error(&run(
         &server,
         &[
             "backup",
@@ -330,7 +281,7 @@ fn s3_errors_are_one_clear_line() {
         .args(["backup", "list", "--dir", &location])
         .output()
         .expect("runs");
-    let line = fails(&out);
+    let line = one_line_error(&out);
     assert!(
         line.starts_with("error: SQLSEAL_S3_PATHSTYLE (S3.PathStyle): "),
         "{line}"
@@ -339,7 +290,7 @@ fn s3_errors_are_one_clear_line() {
     // A server that is not there: a clear error once retries are spent.
     let mut server = server;
     server.stop();
-    let line = fails(&run(&server, &["backup", "list", "--dir", &location]));
+    let line = one_line_error(&run(&server, &["backup", "list", "--dir", &location]));
     assert!(
         line.starts_with(&format!("error: listing {location}: ")),
         "{line}"

@@ -12,11 +12,11 @@ use sqlseal_engine::{CancelFlag, list_backups};
 use sqlseal_format::CreatedAt;
 use sqlseal_params::Params;
 use sqlseal_schedule::{
-    DatabaseJob, RestoreOutcome, Scheduler, Settings, SqliteJob, auto_restore_settings,
+    DatabaseJob, RestoreOutcome, Scheduler, Settings, SqliteJob, auto_restore_settings, read_status,
 };
 use sqlseal_store::{BackupStore, open_store};
 use sqlseal_testkit::s3s::S3Server;
-use sqlseal_testkit::{Proc, keygen, rows, sqlseal, wait_until, write_key};
+use sqlseal_testkit::{Proc, Writer, keygen, rows, sqlseal, wait_until, write_key};
 
 fn add_rows(db: &Path, n: i64) {
     sqlseal_testkit::add_rows(db, n, 200);
@@ -241,14 +241,46 @@ fn sqlseal_run_with_an_s3_location() {
     };
 
     let child = start();
-    wait_until(Duration::from_secs(60), || names(store.as_ref()).len() >= 2);
-    std::thread::sleep(Duration::from_millis(1500));
+    // The daemon skips a due backup of an unchanged database: a writer
+    // makes each one needed until retention has had something to delete.
+    let writer = Writer::start(
+        &db,
+        "INSERT INTO t(v, b) VALUES ('written while the daemon runs', randomblob(200));",
+        Duration::from_millis(100),
+    );
+    let retained = wait_until(Duration::from_secs(120), || {
+        let log = child.stderr();
+        log.contains("deleted by retention") || log.matches("backup done").count() > 2
+    });
+    assert!(
+        retained,
+        "no backup deleted by retention within 120 s: {}",
+        child.stderr()
+    );
+    writer.stop();
+    // Once a due backup that started after the last write finds the
+    // database unchanged, the newest backup holds every row.
+    let written = now().to_string();
+    let status = dir.path().join("status.json");
+    let settled = wait_until(Duration::from_secs(60), || {
+        read_status(&status)
+            .ok()
+            .and_then(|s| s.databases.first()?.unchanged_at.clone())
+            .is_some_and(|at| at > written)
+    });
+    assert!(
+        settled,
+        "no backup of the last write within 60 s: {}",
+        child.stderr()
+    );
     let log = stop(child);
     let kept = names(store.as_ref());
     assert!(
         !kept.is_empty() && kept.len() <= 2,
         "MaxCount on the object listing: {kept:?}\n{log}"
     );
+    let expected = rows(&db);
+    assert!(expected > 3_000, "the writer added rows");
 
     for f in ["app.db", "app.db-wal", "app.db-shm"] {
         let _ = std::fs::remove_file(dir.path().join(f));
@@ -268,5 +300,5 @@ fn sqlseal_run_with_an_s3_location() {
         1,
         "logged once: {log}"
     );
-    assert_eq!(rows(&db), 3_000);
+    assert_eq!(rows(&db), expected);
 }

@@ -1,11 +1,15 @@
 //! `backup list --key` authenticates each header, and `--latest` picks the
 //! newest backup whose header authenticates, never a planted one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use rusqlite::Connection;
 use sqlseal_testkit::{PLANTED, bin, keygen, p, stderr, stdout};
+
+use common::create_args;
 
 fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().expect("runs")
@@ -39,16 +43,7 @@ fn list_marks_a_planted_header_refused_and_latest_skips_it() {
     let key = keygen(dir.path(), "server.pem");
     let backups = dir.path().join("backups");
     let create = || {
-        let o = run(&[
-            "backup",
-            "create",
-            "--db",
-            p(&db),
-            "--dir",
-            p(&backups),
-            "--key",
-            p(&key),
-        ]);
+        let o = run(&create_args(p(&db), p(&backups), p(&key), &[]));
         ok(&o);
         PathBuf::from(stdout(&o).trim())
     };

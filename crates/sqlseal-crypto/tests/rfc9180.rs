@@ -2,12 +2,10 @@
 //! `p256-hpke` stanzas use: DHKEM(P-256, HKDF-SHA256), HKDF-SHA256,
 //! AES-128-GCM, base mode.
 
-use std::convert::Infallible;
-
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use rand_core::{TryCryptoRng, TryRng};
 use serde::Deserialize;
 use sqlseal_crypto::hpke_suite::{Aead, Kdf, Kem};
+use sqlseal_testkit::FixedIkm;
 
 #[derive(Deserialize)]
 struct Vector {
@@ -48,27 +46,6 @@ struct Export {
     len: usize,
     exported_value: String,
 }
-
-/// An "RNG" that hands out the vector's ikmE, so that the sender derives
-/// the vector's ephemeral key exactly as `GenerateKeyPair` would.
-struct FixedIkm(Vec<u8>);
-
-impl TryRng for FixedIkm {
-    type Error = Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        unreachable!("only fill_bytes is used")
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        unreachable!("only fill_bytes is used")
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        assert_eq!(dst.len(), self.0.len(), "ikm length");
-        dst.copy_from_slice(&self.0);
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for FixedIkm {}
 
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s).expect("hex in vector file")

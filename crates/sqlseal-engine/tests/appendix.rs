@@ -11,12 +11,10 @@
 //! `cargo test -p sqlseal-engine --test appendix -- --ignored --nocapture print_format_appendix`
 //! and replace everything from `## Appendix A` to the end of the file.
 
-use std::convert::Infallible;
 use std::path::Path;
 
 use hpke::{Deserializable, OpModeS, Serializable};
 use p256::elliptic_curve::sec1::ToSec1Point;
-use rand_core::{TryCryptoRng, TryRng};
 use sha2::{Digest, Sha256};
 use sqlseal_crypto::hpke_suite::{Aead, Kdf, Kem};
 use sqlseal_crypto::{CryptoError, HPKE_INFO, Keyring, P256Identity, STANZA_KIND, sign_seal};
@@ -27,6 +25,7 @@ use sqlseal_format::{
     BackupId, ChunkCipher, Compression, CreatedAt, DataKey, Header, Metadata, PayloadDigest,
     RecordedCheck, SEAL_LEN, SealRecord, Stanza, Trailer, seal_message,
 };
+use sqlseal_testkit::FixedIkm;
 
 const CREATED: &str = "2026-11-24T08:00:00.123456Z";
 const PAGE_SIZE: u32 = 512;
@@ -55,27 +54,6 @@ fn compressed(key: &P256Identity) -> Vec<u8> {
         .as_bytes()
         .to_vec()
 }
-
-/// An "RNG" that hands out a fixed ikmE, so that HPKE's sender derives its
-/// ephemeral key with `DeriveKeyPair(ikmE)`.
-struct FixedIkm([u8; 32]);
-
-impl TryRng for FixedIkm {
-    type Error = Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        unreachable!("only fill_bytes is used")
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        unreachable!("only fill_bytes is used")
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        assert_eq!(dst.len(), self.0.len(), "ikm length");
-        dst.copy_from_slice(&self.0);
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for FixedIkm {}
 
 /// HMAC-SHA256, written out so that the appendix can show derived keys.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
@@ -143,7 +121,7 @@ fn wrap(
         &OpModeS::Base,
         &pk_r,
         HPKE_INFO,
-        &mut FixedIkm(ikm_e),
+        &mut FixedIkm(ikm_e.to_vec()),
     )
     .expect("setup sender");
     let mut aad = [0u8; 24];

@@ -3,54 +3,35 @@
 //! seal; a database that fails it is not backed up; a restore skips the
 //! check only for a recorded full check, and runs what it is told to.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlseal_crypto::{Keyring, P256Identity};
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, CheckLevel, EngineError, IntegrityCheck, NoProgress, Progress,
-    RestoreOptions, VerifyOptions, create_backup, open_container, restore_backup, verify_backup,
+    CancelFlag, CheckLevel, EngineError, IntegrityCheck, NoProgress, Progress, RestoreOptions,
+    VerifyOptions, create_backup, open_container, restore_backup, verify_backup,
 };
 use sqlseal_format::RecordedCheck;
 use sqlseal_source::{Method, SnapshotOptions, SourceError, SqliteSource};
-use sqlseal_store::{BackupStore, LocalStore};
+use sqlseal_store::BackupStore;
 use sqlseal_testkit::{damage_index, indexed_db};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    key: P256Identity,
-    store: LocalStore,
-}
+use common::{Fixture, keyring};
 
 /// A WAL database with an indexed table, checkpointed and closed.
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("app.db");
-    indexed_db(&db, 3000);
-    Fixture {
-        store: LocalStore::new(dir.path().join("backups")),
-        key: P256Identity::generate().expect("key"),
-        db,
-        dir,
-    }
+    Fixture::new(|db| indexed_db(db, 3000))
 }
 
 fn backup(f: &Fixture, check: CheckLevel) -> Result<String, EngineError> {
     let mut snapshot = SnapshotOptions::new(Method::DbPage);
     snapshot.check = check;
     let source = SqliteSource::new(&f.db, snapshot);
-    let options = BackupOptions::new(vec![f.key.recipient().clone()], f.key.clone());
+    let options = f.options();
     let made = create_backup(&source, &f.store, &options, &CancelFlag::new(), &NoProgress)?;
     assert_eq!(made.recorded_check, sqlseal_engine::recorded_check(check));
     Ok(made.name)
-}
-
-fn keyring(f: &Fixture) -> Keyring {
-    let mut k = Keyring::new();
-    k.add_identity(f.key.clone());
-    k
 }
 
 /// The check recorded in the seal, read back through the one reader.
@@ -59,7 +40,7 @@ fn recorded(f: &Fixture, name: &str) -> RecordedCheck {
     open_container(
         name,
         input,
-        &keyring(f),
+        &keyring(&f.key),
         &mut std::io::sink(),
         2,
         &CancelFlag::new(),
@@ -89,7 +70,7 @@ fn restore(
     restore_backup(
         &f.store,
         name,
-        &keyring(f),
+        &keyring(&f.key),
         &target,
         &options,
         &CancelFlag::new(),
@@ -106,7 +87,7 @@ fn rand_suffix() -> u64 {
 fn a_backup_records_full_by_default_and_quick_or_none_when_asked() {
     let f = fixture();
     let source = SqliteSource::new(&f.db, SnapshotOptions::new(Method::DbPage));
-    let options = BackupOptions::new(vec![f.key.recipient().clone()], f.key.clone());
+    let options = f.options();
     let made = create_backup(&source, &f.store, &options, &CancelFlag::new(), &NoProgress)
         .expect("backup");
     assert_eq!(made.recorded_check, RecordedCheck::Full);
@@ -161,7 +142,7 @@ fn a_damaged_database_is_not_backed_up_unless_the_check_is_off() {
     let err = verify_backup(
         &f.store,
         &name,
-        &keyring(&f),
+        &keyring(&f.key),
         &VerifyOptions::default(),
         &CancelFlag::new(),
         &NoProgress,
@@ -201,7 +182,7 @@ fn restore_and_verify_skip_a_recorded_full_check_and_run_what_they_are_told() {
         let report = verify_backup(
             &f.store,
             name,
-            &keyring(&f),
+            &keyring(&f.key),
             &options,
             &CancelFlag::new(),
             &NoProgress,
@@ -242,7 +223,7 @@ fn a_cancel_while_the_check_runs_ends_create_at_once() {
         let mut snapshot = SnapshotOptions::new(method);
         snapshot.temp_dir = Some(f.dir.path().to_path_buf());
         let source = SqliteSource::new(&big, snapshot);
-        let options = BackupOptions::new(vec![f.key.recipient().clone()], f.key.clone());
+        let options = f.options();
         let progress = CancelAfterStream {
             total: AtomicU64::new(u64::MAX),
             done: AtomicU64::new(0),

@@ -2,16 +2,18 @@
 //! stale write-ahead log without its database, and temporary files of a
 //! restore that was killed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use sqlseal_crypto::{Keyring, P256Identity};
-use sqlseal_engine::{
-    BackupOptions, CancelFlag, NoProgress, RestoreOptions, create_backup, restore_backup,
-};
+use sqlseal_crypto::P256Identity;
+use sqlseal_engine::{CancelFlag, NoProgress, RestoreOptions, create_backup, restore_backup};
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
 use sqlseal_store::LocalStore;
 use sqlseal_testkit::{add_rows, insert_rows, rows};
+
+use common::{keyring, own_options};
 
 fn side(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}{suffix}", db.display()))
@@ -25,18 +27,12 @@ fn backed_up(dir: &Path, rows: i64) -> (PathBuf, LocalStore, String, P256Identit
     let key = P256Identity::generate().expect("key");
     let store = LocalStore::new(dir.join("backups"));
     let source = SqliteSource::new(&db, SnapshotOptions::new(Method::DbPage));
-    let mut options = BackupOptions::new(vec![key.recipient().clone()], key.clone());
+    let mut options = own_options(&key);
     options.chunk_size = 64 * 1024;
     let name = create_backup(&source, &store, &options, &CancelFlag::new(), &NoProgress)
         .expect("backup")
         .name;
     (db, store, name, key)
-}
-
-fn keyring(key: &P256Identity) -> Keyring {
-    let mut k = Keyring::new();
-    k.add_identity(key.clone());
-    k
 }
 
 #[test]

@@ -1,51 +1,33 @@
 //! create -> list -> verify -> restore against a real database and a local
 //! store, and what each refuses.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use rusqlite::Connection;
-use sqlseal_crypto::{CryptoError, Keyring, P256Identity};
+use sqlseal_crypto::{CryptoError, P256Identity};
 use sqlseal_engine::{
     BackupOptions, CancelFlag, EngineError, NoProgress, RestoreOptions, VerifyOptions,
     create_backup, latest_backup, list_backups, restore_backup, verify_backup,
 };
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
-use sqlseal_store::{BackupStore, LocalStore};
+use sqlseal_store::BackupStore;
 use sqlseal_testkit::{add_rows, rows};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    key: P256Identity,
-    store: LocalStore,
-}
+use common::{Fixture, keyring};
 
 fn fixture(rows: i64) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("app.db");
-    add_rows(&db, rows, 300);
-    let store = LocalStore::new(dir.path().join("backups"));
-    Fixture {
-        db,
-        key: P256Identity::generate().expect("key"),
-        store,
-        dir,
-    }
+    Fixture::new(|db| add_rows(db, rows, 300))
 }
 
 fn backup(f: &Fixture, method: Method) -> String {
     let source = SqliteSource::new(&f.db, SnapshotOptions::new(method));
-    let mut options = BackupOptions::new(vec![f.key.recipient().clone()], f.key.clone());
+    let mut options = f.options();
     options.chunk_size = 64 * 1024;
     create_backup(&source, &f.store, &options, &CancelFlag::new(), &NoProgress)
         .expect("backup")
         .name
-}
-
-fn keyring(key: &P256Identity) -> Keyring {
-    let mut k = Keyring::new();
-    k.add_identity(key.clone());
-    k
 }
 
 fn dir_names(dir: &Path) -> Vec<String> {
@@ -284,7 +266,7 @@ fn cancelled_backup_leaves_nothing() {
     let cancel = CancelFlag::new();
     cancel.cancel();
     let source = SqliteSource::new(&f.db, SnapshotOptions::new(Method::DbPage));
-    let options = BackupOptions::new(vec![f.key.recipient().clone()], f.key.clone());
+    let options = f.options();
     let e =
         create_backup(&source, &f.store, &options, &cancel, &NoProgress).expect_err("cancelled");
     assert!(matches!(e, EngineError::Cancelled), "{e}");

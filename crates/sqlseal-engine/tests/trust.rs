@@ -1,55 +1,39 @@
 //! Decisions are made on authenticated headers only: listing with a
 //! keyring, `latest_backup`, and restore's approval hook.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use sqlseal_crypto::{Keyring, P256Identity};
+use sqlseal_crypto::P256Identity;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, EngineError, HeaderCheck, NoProgress, RestoreOptions, create_backup,
-    latest_backup, list_backups, restore_backup,
+    CancelFlag, EngineError, HeaderCheck, NoProgress, RestoreOptions, create_backup, latest_backup,
+    list_backups, restore_backup,
 };
 use sqlseal_format::CreatedAt;
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
-use sqlseal_store::{BackupStore, LocalStore};
+use sqlseal_store::BackupStore;
 use sqlseal_testkit::{PLANTED, plant_future};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    key: P256Identity,
-    store: LocalStore,
-}
+use common::{Fixture, keyring};
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("app.db");
-    Connection::open(&db)
-        .expect("open")
-        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);")
-        .expect("schema");
-    Fixture {
-        store: LocalStore::new(dir.path().join("backups")),
-        db,
-        key: P256Identity::generate().expect("key"),
-        dir,
-    }
+    Fixture::new(|db| {
+        Connection::open(db)
+            .expect("open")
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);")
+            .expect("schema");
+    })
 }
 
 fn backup_at(f: &Fixture, created: &str) -> String {
     let source = SqliteSource::new(&f.db, SnapshotOptions::new(Method::DbPage));
-    let mut options = BackupOptions::new(vec![f.key.recipient().clone()], f.key.clone());
+    let mut options = f.options();
     options.created_at = Some(created.parse::<CreatedAt>().expect("time"));
     create_backup(&source, &f.store, &options, &CancelFlag::new(), &NoProgress)
         .expect("backup")
         .name
-}
-
-fn keyring(key: &P256Identity) -> Keyring {
-    let mut k = Keyring::new();
-    k.add_identity(key.clone());
-    k
 }
 
 #[test]

@@ -1,62 +1,20 @@
 //! Retention, failures and auto-restore against real databases and a real
 //! local store; configuration errors name the parameter.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
+
+use std::path::Path;
 
 use rusqlite::Connection;
 use sqlseal_crypto::P256Identity;
-use sqlseal_engine::{BackupOptions, CancelFlag, NoProgress, create_backup, list_backups};
+use sqlseal_engine::{CancelFlag, NoProgress};
 use sqlseal_params::Params;
 use sqlseal_schedule::{
-    DatabaseJob, RestoreOutcome, ScheduleError, Settings, SqliteJob, auto_restore_settings,
+    DatabaseJob, RestoreOutcome, ScheduleError, Settings, auto_restore_settings,
 };
-use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
-use sqlseal_testkit::{add_rows, rows, write_key};
+use sqlseal_testkit::{add_rows, rows};
 
-struct Env {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    key: PathBuf,
-    params: Params,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("app.db");
-    add_rows(&db, 100, 0);
-    let key = dir.path().join("server.pem");
-    write_key(&key);
-    let mut params = Params::default();
-    params.backup.location = vec![dir.path().join("backups")];
-    params.backup.keys = vec![key.clone()];
-    params.backup.max_count = 3;
-    params.database.paths = vec![db.clone()];
-    Env {
-        dir,
-        db,
-        key,
-        params,
-    }
-}
-
-fn job(settings: &Settings) -> SqliteJob {
-    SqliteJob::new(settings.databases[0].clone(), Arc::new(settings.clone()))
-}
-
-fn backup_names(settings: &Settings) -> Vec<String> {
-    let mut names: Vec<String> = list_backups(settings.databases[0].store.as_ref(), None)
-        .expect("list")
-        .into_iter()
-        .map(|b| b.entry.name)
-        .collect();
-    names.sort();
-    names
-}
-
-fn at(i: i64) -> jiff::Timestamp {
-    jiff::Timestamp::from_second(1_790_000_000 + i * 3600).expect("time")
-}
+use common::{at, backup_names, backup_signed_by, env, job, lose_database};
 
 #[test]
 fn retention_keeps_the_newest_max_count() {
@@ -136,22 +94,6 @@ fn a_failed_backup_deletes_nothing() {
     assert_eq!(backup_names(&settings), before, "retention did not run");
 }
 
-/// Makes a backup of `db` signed by `signer` into the store of `settings`, stamped `i`.
-fn backup_signed_by(settings: &Settings, db: &Path, signer: &P256Identity, i: i64) -> String {
-    let source = SqliteSource::new(db, SnapshotOptions::new(Method::DbPage));
-    let mut options = BackupOptions::new(settings.recipients.clone(), signer.clone());
-    options.created_at = Some(sqlseal_format::CreatedAt::from_timestamp(at(i)));
-    create_backup(
-        &source,
-        settings.databases[0].store.as_ref(),
-        &options,
-        &CancelFlag::new(),
-        &NoProgress,
-    )
-    .expect("backup")
-    .name
-}
-
 fn flip_last_byte(path: &Path) {
     let mut bytes = std::fs::read(path).expect("read");
     let last = bytes.len() - 1;
@@ -179,10 +121,7 @@ fn auto_restore_uses_the_newest_good_backup() {
     let report = auto_restore_settings(&settings).expect("auto-restore");
     assert_eq!(report.databases[0].1, RestoreOutcome::Present);
 
-    std::fs::remove_file(&e.db).expect("lose the database");
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", e.db.display()));
-    }
+    lose_database(&e.db);
     let report = auto_restore_settings(&settings).expect("auto-restore");
     match &report.databases[0].1 {
         RestoreOutcome::Restored {

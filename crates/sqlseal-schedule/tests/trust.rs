@@ -3,78 +3,29 @@
 //! installs exactly the read it approved, only from allowed signers, and
 //! notices when it installs a backup older than the newest it knew of.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use sqlseal_crypto::P256Identity;
-use sqlseal_engine::{BackupOptions, CancelFlag, NoProgress, create_backup};
-use sqlseal_params::Params;
+use sqlseal_engine::CancelFlag;
 use sqlseal_schedule::{
-    DatabaseJob, RestoreOutcome, ScheduleError, Settings, SqliteJob, auto_restore_settings,
-    read_newest, read_status,
+    DatabaseJob, RestoreOutcome, ScheduleError, Settings, auto_restore_settings, read_newest,
+    read_status,
 };
-use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
 use sqlseal_store::{BackupEntry, BackupStore, BackupWriter, StoreError};
-use sqlseal_testkit::{PLANTED, add_rows, rows, write_key};
+use sqlseal_testkit::{PLANTED, add_rows, rows};
 
-struct Env {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    params: Params,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("app.db");
-    add_rows(&db, 100, 0);
-    let key = dir.path().join("server.pem");
-    write_key(&key);
-    let mut params = Params::default();
-    params.backup.location = vec![dir.path().join("backups")];
-    params.backup.keys = vec![key];
-    params.backup.max_count = 3;
-    params.database.paths = vec![db.clone()];
-    Env { dir, db, params }
-}
-
-fn job(settings: &Settings) -> SqliteJob {
-    SqliteJob::new(settings.databases[0].clone(), Arc::new(settings.clone()))
-}
-
-fn at(i: i64) -> jiff::Timestamp {
-    jiff::Timestamp::from_second(1_790_000_000 + i * 3600).expect("time")
-}
-
-fn lose_database(db: &Path) {
-    std::fs::remove_file(db).expect("lose the database");
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-}
+use common::{at, backup_signed_by, env, job, lose_database};
 
 fn exists(settings: &Settings, name: &str) -> bool {
     settings.databases[0]
         .store
         .local_path(name)
         .is_some_and(|p| p.exists())
-}
-
-/// Makes a backup of `db` signed by `signer`, encrypted to the daemon's keys.
-fn backup_signed_by(settings: &Settings, db: &Path, signer: &P256Identity, i: i64) -> String {
-    let source = SqliteSource::new(db, SnapshotOptions::new(Method::DbPage));
-    let mut options = BackupOptions::new(settings.recipients.clone(), signer.clone());
-    options.created_at = Some(sqlseal_format::CreatedAt::from_timestamp(at(i)));
-    create_backup(
-        &source,
-        settings.databases[0].store.as_ref(),
-        &options,
-        &CancelFlag::new(),
-        &NoProgress,
-    )
-    .expect("backup")
-    .name
 }
 
 /// A copy of a genuine backup whose `created:` line says 2999 and whose

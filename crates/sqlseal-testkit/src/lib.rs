@@ -11,6 +11,7 @@
 //! - [`header`]: a planted copy of a backup whose header nobody signed.
 //! - [`writer`]: a writer that commits to a database while a test works.
 //! - [`s3s`]: a real S3 server (`s3s-fs`) on the loopback interface.
+//! - [`rng`]: a fixed ikmE for HPKE known-answer tests ([`FixedIkm`]).
 //!
 //! Every helper panics (with a message) when its fixture cannot be made:
 //! a test cannot go on without it.
@@ -19,6 +20,7 @@ pub mod db;
 pub mod header;
 pub mod keys;
 pub mod process;
+pub mod rng;
 pub mod s3s;
 pub mod writer;
 
@@ -28,4 +30,5 @@ pub use db::{
 pub use header::{PLANTED, plant_future};
 pub use keys::{keygen, write_key};
 pub use process::{Outcome, Proc, bin, p, run, sqlseal, stderr, stdout, wait_until};
+pub use rng::FixedIkm;
 pub use writer::Writer;

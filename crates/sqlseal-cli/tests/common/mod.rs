@@ -6,10 +6,35 @@
 #![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 pub use sqlseal_testkit::{
     Outcome, Proc, bin, db_tag_and_rows, keygen, make_random_db, p, run, sqlseal, wait_until,
 };
+
+/// `backup create --db DB --dir DIR --key KEY` and then `extra`.
+pub fn create_args<'a>(db: &'a str, dir: &'a str, key: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["backup", "create", "--db", db, "--dir", dir, "--key", key];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Asserts exit code 1 with exactly one line on stderr (no warning first,
+/// no panic), `error: ...`, and returns that line.
+pub fn one_line_error(o: &Output) -> String {
+    let err = sqlseal_testkit::stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {err}",
+        sqlseal_testkit::stdout(o)
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    lines[0].to_owned()
+}
 
 /// Names of the files sqlseal leaves behind only when it fails to clean
 /// up: store temp files (`.NAME.tmp-*`), verify images and snapshot
