@@ -81,6 +81,36 @@ fn credits(threads: usize) -> (Sender<()>, Receiver<()>) {
     (tx, rx)
 }
 
+/// Buffers handed back by their last user for the next chunk, so that a
+/// pipeline does not allocate (and fault in) fresh megabytes per chunk. It
+/// never holds more buffers than were in flight at once.
+#[derive(Clone)]
+struct Recycle(Sender<Vec<u8>>, Receiver<Vec<u8>>);
+
+impl Recycle {
+    fn new() -> Recycle {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Recycle(tx, rx)
+    }
+
+    /// An empty buffer: a returned one, else a new one of `capacity`.
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        match self.1.try_recv() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                buffer
+            }
+            Err(_) => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Hands `buffer` back for another chunk.
+    fn give(&self, buffer: Vec<u8>) {
+        // The pool's receiver lives as long as the sender: this cannot fail.
+        let _ = self.0.send(buffer);
+    }
+}
+
 struct SealJob {
     index: u64,
     data: Vec<u8>,
@@ -113,11 +143,14 @@ where
     let (job_tx, job_rx) = bounded::<SealJob>(threads * QUEUE_PER_WORKER);
     let (frame_tx, frame_rx) = bounded::<SealedFrame>(threads * QUEUE_PER_WORKER);
     let (credit_tx, credit_rx) = credits(threads);
+    let (chunks, frames) = (Recycle::new(), Recycle::new());
 
     std::thread::scope(|scope| {
+        let producer_chunks = chunks.clone();
         let producer = scope.spawn(move || -> Result<Trailer, PipelineError> {
+            let chunks = producer_chunks;
             let mut digest = ImageDigest::new();
-            let mut pending = Vec::with_capacity(chunk_size);
+            let mut pending = chunks.take(chunk_size);
             let mut index = 0u64;
             // Sends one chunk; Err when the consumer stopped (its error is
             // reported there).
@@ -133,7 +166,7 @@ where
                 let mut data = &block[..];
                 while !data.is_empty() {
                     if pending.len() == chunk_size {
-                        let full = std::mem::replace(&mut pending, Vec::with_capacity(chunk_size));
+                        let full = std::mem::replace(&mut pending, chunks.take(chunk_size));
                         send(SealJob {
                             index,
                             data: full,
@@ -161,16 +194,19 @@ where
         for _ in 0..threads {
             let job_rx: Receiver<SealJob> = job_rx.clone();
             let frame_tx: Sender<_> = frame_tx.clone();
+            let (chunks, frames) = (chunks.clone(), frames.clone());
             scope.spawn(move || {
                 for job in job_rx {
-                    let mut frame = Vec::with_capacity(job.data.len() + 128);
+                    let mut frame = frames.take(job.data.len() + 128);
                     let sealed = cipher
                         .seal(job.index, &job.data, job.trailer.as_ref(), &mut frame)
                         .map(|()| {
                             let digest = frame_digest_of(&frame);
                             (frame, digest)
                         });
-                    if frame_tx.send((job.index, job.data.len(), sealed)).is_err() {
+                    let raw_len = job.data.len();
+                    chunks.give(job.data);
+                    if frame_tx.send((job.index, raw_len, sealed)).is_err() {
                         return;
                     }
                 }
@@ -179,7 +215,7 @@ where
         drop(job_rx);
         drop(frame_tx);
 
-        let written = write_in_order(frame_rx, credit_tx, payload, out, cancel, progress);
+        let written = write_in_order(frame_rx, credit_tx, &frames, payload, out, cancel, progress);
         let produced = producer.join().unwrap_or(Err(PipelineError::Cancelled));
         match (written, produced) {
             // A snapshot failure explains a short write.
@@ -198,6 +234,7 @@ where
 fn write_in_order(
     frames: Receiver<SealedFrame>,
     credits: Sender<()>,
+    recycle: &Recycle,
     mut payload: PayloadDigest,
     out: &mut dyn Write,
     cancel: &CancelFlag,
@@ -213,6 +250,7 @@ fn write_in_order(
         while let Some((raw_len, frame)) = waiting.remove(&next) {
             let (frame, digest) = frame.map_err(PipelineError::Format)?;
             out.write_all(&frame).map_err(PipelineError::Output)?;
+            recycle.give(frame);
             payload.add_frame(&digest);
             progress.advance(raw_len as u64);
             let _ = credits.send(());
@@ -267,9 +305,12 @@ pub(crate) fn open_stream<R: Read + Send>(
     let (job_tx, job_rx) = bounded::<OpenJob>(threads * QUEUE_PER_WORKER);
     let (chunk_tx, chunk_rx) = bounded::<OpenedChunk>(threads * QUEUE_PER_WORKER);
     let (credit_tx, credit_rx) = credits(threads);
+    let (sealed_buffers, plain_buffers) = (Recycle::new(), Recycle::new());
 
     std::thread::scope(|scope| {
+        let producer_buffers = sealed_buffers.clone();
         let producer = scope.spawn(move || -> Result<SealRecord, PipelineError> {
+            let sealed_buffers = producer_buffers;
             let mut frames = frames;
             let mut index = 0u64;
             loop {
@@ -277,7 +318,7 @@ pub(crate) fn open_stream<R: Read + Send>(
                     return Err(PipelineError::Cancelled);
                 }
                 credit_rx.recv().map_err(|_| PipelineError::Cancelled)?;
-                let mut sealed = Vec::new();
+                let mut sealed = sealed_buffers.take(0);
                 let (frame, last) = match frames.next_frame(&mut sealed) {
                     Ok(Some(header)) => (Ok((header, sealed)), header.is_final()),
                     // next_frame ends only after a final frame, handled below.
@@ -300,14 +341,15 @@ pub(crate) fn open_stream<R: Read + Send>(
         for _ in 0..threads {
             let job_rx = job_rx.clone();
             let chunk_tx = chunk_tx.clone();
+            let (sealed_buffers, plain_buffers) = (sealed_buffers.clone(), plain_buffers.clone());
             scope.spawn(move || {
                 for job in job_rx {
                     let opened = job.frame.and_then(|(header, mut sealed)| {
                         let digest = frame_digest(&header.encode(), &sealed);
-                        let mut plain = Vec::with_capacity(header.raw_len as usize);
-                        cipher
-                            .open(&header, &mut sealed, &mut plain)
-                            .map(|trailer| (plain, trailer, digest))
+                        let mut plain = plain_buffers.take(header.raw_len as usize);
+                        let opened = cipher.open(&header, &mut sealed, &mut plain);
+                        sealed_buffers.give(sealed);
+                        opened.map(|trailer| (plain, trailer, digest))
                     });
                     let chunk = OpenedChunk {
                         index: job.index,
@@ -322,7 +364,15 @@ pub(crate) fn open_stream<R: Read + Send>(
         drop(job_rx);
         drop(chunk_tx);
 
-        let read = read_in_order(chunk_rx, credit_tx, payload, out, cancel, progress);
+        let read = read_in_order(
+            chunk_rx,
+            credit_tx,
+            &plain_buffers,
+            payload,
+            out,
+            cancel,
+            progress,
+        );
         let sealed = producer.join().unwrap_or(Err(PipelineError::Cancelled));
         let (trailer, payload_digest) = read?;
         Ok(OpenedPayload {
@@ -339,6 +389,7 @@ pub(crate) fn open_stream<R: Read + Send>(
 fn read_in_order(
     chunks: Receiver<OpenedChunk>,
     credits: Sender<()>,
+    recycle: &Recycle,
     mut payload: PayloadDigest,
     out: &mut dyn Write,
     cancel: &CancelFlag,
@@ -358,6 +409,7 @@ fn read_in_order(
             digest.update(&plain);
             out.write_all(&plain).map_err(PipelineError::Output)?;
             progress.advance(plain.len() as u64);
+            recycle.give(plain);
             let _ = credits.send(());
             if let Some(trailer) = chunk_trailer {
                 digest.check(&trailer).map_err(PipelineError::Format)?;
