@@ -58,6 +58,22 @@ pub fn create_private_file(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
+/// Restricts an existing file (one that another library created, such as
+/// SQLite's copy of a database) to mode 0600 on Unix; elsewhere does
+/// nothing.
+pub fn restrict_to_owner(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -82,6 +98,11 @@ mod tests {
         let key = root.path().join("key.pem");
         create_private_file(&key).expect("file");
         assert_eq!(mode(&key), 0o600);
+        let copy = root.path().join("copy.db");
+        std::fs::write(&copy, b"x").expect("write");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        restrict_to_owner(&copy).expect("restrict");
+        assert_eq!(mode(&copy), 0o600);
         let again = create_private_file(&key).expect_err("exists");
         assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
     }

@@ -964,20 +964,20 @@ fn snapshot_via_file(path: &Path, options: &SnapshotOptions, started: &mut Start
                 Connection::open(&copy).map_err(sqlite_err(&copy, "creating the snapshot copy"))?;
             let backup = rusqlite::backup::Backup::new(&conn, &mut dst)
                 .map_err(sqlite_err(path, "starting the backup API"))?;
-            loop {
-                // -1: all pages in one step, so a busy writer cannot make it restart.
-                match backup
-                    .step(-1)
-                    .map_err(sqlite_err(path, "copying with the backup API"))?
-                {
-                    rusqlite::backup::StepResult::Done => break,
-                    _ => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
+            // All pages in one step (a step of more pages than there are),
+            // so a busy writer cannot make it restart; a busy or locked step
+            // is retried after 20 ms.
+            backup
+                .run_to_completion(i32::MAX, Duration::from_millis(20), None)
+                .map_err(sqlite_err(path, "copying with the backup API"))?;
         }
     }
     drop(conn);
-    restrict_permissions(&copy)?;
+    sqlseal_private::restrict_to_owner(&copy).map_err(|e| SourceError::Io {
+        what: "restricting permissions of",
+        path: copy.clone(),
+        source: e,
+    })?;
     let mut file = File::open(&copy).map_err(|e| SourceError::Io {
         what: "opening the snapshot copy",
         path: copy.clone(),
@@ -1081,23 +1081,6 @@ fn read_db_header(file: &mut File, path: &Path) -> Result<(u32, u64)> {
         header[28], header[29], header[30], header[31],
     ]));
     Ok((page_size, page_count))
-}
-
-#[cfg(unix)]
-fn restrict_permissions(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
-        SourceError::Io {
-            what: "restricting permissions of",
-            path: path.to_path_buf(),
-            source: e,
-        }
-    })
-}
-
-#[cfg(not(unix))]
-fn restrict_permissions(_path: &Path) -> Result<()> {
-    Ok(())
 }
 
 /// Opens a database image file read-only and without locking
