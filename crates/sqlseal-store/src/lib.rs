@@ -7,8 +7,10 @@
 //! A writer from [`BackupStore::create`] becomes visible only when
 //! [`BackupWriter::finish`] succeeds; dropped before that, it leaves
 //! nothing behind. [`LocalStore`] is a directory on this machine: it writes
-//! to a hidden temporary name, fsyncs the file, links it into place without
-//! ever replacing an existing backup, and fsyncs the directory. Directories
+//! to a hidden temporary name, fsyncs the file, moves it into place without
+//! ever replacing an existing backup (a no-replace rename or a hard link;
+//! on file systems with neither, a rename once the name is found free),
+//! and fsyncs the directory. Directories
 //! it creates are 0700 and files 0600.
 //!
 //! With the `s3` feature, `S3Store` keeps backups under a prefix of an
@@ -561,16 +563,29 @@ impl BackupWriter for LocalWriter {
         file.as_file()
             .sync_all()
             .map_err(io("syncing", file.path()))?;
-        // Never replaces an existing file (unlike rename); on failure the
-        // temporary file is removed as the error drops it.
-        file.persist_noclobber(&self.target).map_err(|e| {
-            if e.error.kind() == io::ErrorKind::AlreadyExists {
-                StoreError::AlreadyExists(file_name(&self.target))
-            } else {
-                let tempfile::PersistError { error, file } = e;
-                io("renaming", file.path())(error)
+        // Never replaces an existing file (a rename that refuses to, else a
+        // hard link); on failure the temporary file is removed as the error
+        // drops it.
+        match file.persist_noclobber(&self.target) {
+            Ok(_) => {}
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::AlreadyExists(file_name(&self.target)));
             }
-        })?;
+            Err(tempfile::PersistError { error, file }) => {
+                // File systems with neither (some FUSE mounts): a plain
+                // rename, after checking that nothing took the name.
+                if self.target.exists() {
+                    return Err(StoreError::AlreadyExists(file_name(&self.target)));
+                }
+                let path = file.path().to_path_buf();
+                file.persist(&self.target).map_err(|e| {
+                    io("renaming", &path)(std::io::Error::new(
+                        e.error.kind(),
+                        format!("{error}; then {}", e.error),
+                    ))
+                })?;
+            }
+        }
         sync_dir(&self.dir)
     }
 }
