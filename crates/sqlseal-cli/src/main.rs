@@ -189,8 +189,9 @@ enum KeyCommand {
     },
 }
 
-/// `--dir`: a directory, or `s3://BUCKET/PREFIX` (any other scheme is a
-/// usage error). A path that is not UTF-8 is a directory.
+/// `--dir`: a directory, or `s3://BUCKET/PREFIX`; any other scheme is
+/// refused as clap reads the value (reported by `invalid_location` as one
+/// line, exit 1). A path that is not UTF-8 is a directory.
 fn location_parser() -> impl clap::builder::TypedValueParser<Value = Location> {
     use clap::builder::TypedValueParser;
     clap::builder::OsStringValueParser::new().try_map(|text| Location::parse(PathBuf::from(text)))
@@ -200,8 +201,8 @@ fn location_parser() -> impl clap::builder::TypedValueParser<Value = Location> {
 /// authenticate the headers that decide what a command deletes.
 #[derive(Args, Debug)]
 struct RequiredKeys {
-    /// A private key file: it opens backups encrypted to it, and its public
-    /// half is a trusted signer. Repeat for more keys.
+    /// A private key file: its public half is a trusted signer (and verify
+    /// and restore open backups encrypted to it). Repeat for more keys.
     #[arg(long = "key", value_name = "KEYFILE", required = true)]
     keys: Vec<PathBuf>,
     /// An extra trusted signer public key. Repeat for more.

@@ -472,8 +472,8 @@ fn every_method_under_a_concurrent_writer() {
     );
     writer.wait_for_commits(1);
     for method in ["dbpage", "backup-api", "vacuum"] {
-        let before = writer.commits();
         let backup = create(&s, &["--method", method]);
+        let before = writer.commits();
         // The writer is neither stuck nor dead after the backup: it goes
         // on committing (a failed commit ends its thread).
         writer.wait_for_commits(before + 3);

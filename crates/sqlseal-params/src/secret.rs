@@ -6,7 +6,8 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 /// A secret string. `Debug` shows only whether it is set; the text is
-/// zeroized when the value is dropped. Read it with [`Secret::expose`].
+/// zeroized when the value is dropped. Read it with [`Secret::expose`]
+/// (whoever copies it out, such as the S3 client's settings, owns that copy).
 ///
 /// ```
 /// use sqlseal_params::Secret;

@@ -964,9 +964,10 @@ fn snapshot_via_file(path: &Path, options: &SnapshotOptions, started: &mut Start
                 Connection::open(&copy).map_err(sqlite_err(&copy, "creating the snapshot copy"))?;
             let backup = rusqlite::backup::Backup::new(&conn, &mut dst)
                 .map_err(sqlite_err(path, "starting the backup API"))?;
-            // All pages in one step (a step of more pages than there are),
-            // so a busy writer cannot make it restart; a busy or locked step
-            // is retried after 20 ms.
+            // All pages in one step (a step of more pages than there are:
+            // i32::MAX pages is 1 TiB even at the smallest page size), so a
+            // busy writer cannot make it restart; a busy or locked step is
+            // retried after 20 ms.
             backup
                 .run_to_completion(i32::MAX, Duration::from_millis(20), None)
                 .map_err(sqlite_err(path, "copying with the backup API"))?;
