@@ -315,6 +315,7 @@ pub fn run(config: &Path, log_format: Option<&str>, expand: bool) -> anyhow::Res
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let token = CancellationToken::new();
+        // Listening before "started" is logged and READY is sent.
         let signals = tokio::spawn(stop_on_signal(token.clone()));
         info!(
             databases = settings.databases.len(),
@@ -375,24 +376,37 @@ pub fn run(config: &Path, log_format: Option<&str>, expand: bool) -> anyhow::Res
     })
 }
 
-async fn stop_on_signal(token: CancellationToken) {
+/// Cancels `token` on SIGTERM or SIGINT. The handlers are installed when
+/// this is called, not when the returned future first runs: a signal that
+/// arrives right after start-up (even before the task is scheduled) is a
+/// clean stop, never the default kill. Must be called within the runtime.
+fn stop_on_signal(token: CancellationToken) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            warn!("cannot listen for SIGTERM");
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => info!("SIGTERM: stopping"),
-            _ = tokio::signal::ctrl_c() => info!("SIGINT: stopping"),
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut term), Ok(mut interrupt)) => tokio::select! {
+                _ = term.recv() => info!("SIGTERM: stopping"),
+                _ = interrupt.recv() => info!("SIGINT: stopping"),
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "cannot listen for SIGTERM and SIGINT");
+                return;
+            }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        token.cancel();
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    token.cancel();
 }
 
 /// How a retention policy reads in `config check`: "all", "the newest 10",

@@ -305,6 +305,31 @@ fn auto_restore_failure_stops_start_up() {
     assert_eq!(log.matches("starts empty").count(), 1, "logged once: {log}");
 }
 
+/// SIGTERM the moment the daemon says it started is a clean stop: the
+/// handler is installed before that line, not by a task that may not have
+/// run yet (found by the suite under load).
+#[test]
+fn sigterm_right_after_start_is_a_clean_stop() {
+    let d = Daemon::new("1h", 3, "");
+    for attempt in 0..20 {
+        let daemon = d.start(&[]);
+        assert!(
+            wait_until(Duration::from_secs(30), || daemon
+                .stderr()
+                .contains("sqlseal daemon started")),
+            "attempt {attempt}: {}",
+            daemon.stderr()
+        );
+        daemon.signal("TERM");
+        let (status, log) = daemon.wait_exit(Duration::from_secs(5));
+        assert_eq!(status.code(), Some(0), "attempt {attempt}: {log}");
+        assert!(
+            log.contains("SIGTERM: stopping"),
+            "attempt {attempt}: {log}"
+        );
+    }
+}
+
 #[test]
 fn configuration_errors_are_one_line_and_name_the_parameter() {
     let d = Daemon::new("1h", 3, "");
