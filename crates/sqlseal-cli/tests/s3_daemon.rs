@@ -50,7 +50,7 @@ fn env(server: &S3Server, prefix: &str, max_count: u64, configured: bool) -> Env
         params.s3.endpoint = s3.endpoint;
         params.s3.region = s3.region;
         params.s3.access_key_id = s3.access_key_id;
-        params.s3.secret_access_key = s3.secret_access_key.into();
+        params.s3.secret_access_key = s3.secret_access_key.as_str().into();
         params.s3.path_style = true;
         params.s3.allow_http = true;
         params.status.file = dir.path().join("status.json");

@@ -367,7 +367,7 @@ pub fn s3_settings(s3: &sqlseal_params::S3) -> S3Settings {
         endpoint: s3.endpoint.clone(),
         region: s3.region.clone(),
         access_key_id: s3.access_key_id.clone(),
-        secret_access_key: s3.secret_access_key.expose().to_owned(),
+        secret_access_key: s3.secret_access_key.expose().to_owned().into(),
         path_style: s3.path_style,
         allow_http: s3.allow_http,
         ..S3Settings::default()

@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use crate::{BackupStore, LocalStore, StoreError};
 
 /// How to reach an S3-compatible object store. Empty strings mean "not
@@ -22,8 +24,8 @@ pub struct S3Settings {
     pub region: String,
     /// The access key id.
     pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: String,
+    /// The secret access key, zeroized when the settings are dropped.
+    pub secret_access_key: Zeroizing<String>,
     /// Path-style requests (`ENDPOINT/BUCKET/KEY`) rather than
     /// virtual-hosted style (`BUCKET.ENDPOINT/KEY`). Most S3-compatible
     /// servers need path style.
@@ -53,7 +55,7 @@ impl Default for S3Settings {
             endpoint: String::new(),
             region: String::new(),
             access_key_id: String::new(),
-            secret_access_key: String::new(),
+            secret_access_key: Zeroizing::default(),
             path_style: true,
             allow_http: false,
             use_env: true,
@@ -416,7 +418,7 @@ mod tests {
     fn debug_masks_the_secret() {
         let settings = S3Settings {
             access_key_id: "AKIDEXAMPLE".into(),
-            secret_access_key: "wJalrXUtnFEMI/K7MDENG".into(),
+            secret_access_key: String::from("wJalrXUtnFEMI/K7MDENG").into(),
             ..S3Settings::default()
         };
         let shown = format!("{settings:?}");

@@ -260,7 +260,7 @@ fn wrong_credentials_are_refused_without_showing_the_secret() {
         .finish()
         .expect("finish");
     let wrong = S3Settings {
-        secret_access_key: "not-the-secret-at-all".into(),
+        secret_access_key: String::from("not-the-secret-at-all").into(),
         ..server.settings()
     };
     let store = store_with(&server, "p", &wrong);

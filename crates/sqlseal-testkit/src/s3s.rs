@@ -96,7 +96,7 @@ impl S3Server {
             endpoint: self.endpoint(),
             region: "us-east-1".into(),
             access_key_id: ACCESS_KEY.into(),
-            secret_access_key: SECRET_KEY.into(),
+            secret_access_key: SECRET_KEY.to_owned().into(),
             path_style: true,
             allow_http: true,
             use_env: false,
