@@ -35,6 +35,7 @@
 //!     method: "dbpage".into(),
 //!     compression: Compression::Lz4,
 //!     chunk_size: 1 << 20,
+//!     chain: None,
 //! };
 //! let recipients: [&dyn Recipient; 1] = [server.recipient()];
 //! let (_, mut writer) = seal_container(Vec::new(), metadata, &recipients, &server)?;

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use sqlseal_crypto::{Recipient, random_backup_id, random_bytes, sign_seal};
 use sqlseal_format::header::sanitize_database_name;
 use sqlseal_format::{
-    ChunkCipher, Compression, CreatedAt, Metadata, PayloadDigest, RecordedCheck, SALT_LEN,
+    ChunkCipher, Compression, CreatedAt, Metadata, PageIndex, PayloadDigest, RecordedCheck,
+    SALT_LEN, Trailer,
 };
 use sqlseal_source::{Snapshot, SnapshotSource};
-use sqlseal_store::BackupStore;
+use sqlseal_store::{BackupStore, BackupWriter};
 
 use crate::pipeline::{self, pipeline_error};
 use crate::{BackupOptions, BackupReport, CancelFlag, EngineError, Progress, recorded_check};
@@ -88,23 +89,6 @@ pub fn backup_name(database: &str, created: CreatedAt) -> Result<String, EngineE
     Ok(format!("{safe}-{time}-{}.sqlseal", hex::encode(suffix)))
 }
 
-/// Counts the bytes that pass through to the store.
-struct Counting<W> {
-    inner: W,
-    written: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Takes a snapshot of `source` and writes it as a new sealed backup to
 /// `store`, recording in the seal the integrity check that passed on the
 /// snapshot. On any error (a failed check is one) or cancellation nothing
@@ -116,9 +100,25 @@ pub fn create_backup(
     cancel: &CancelFlag,
     progress: &dyn Progress,
 ) -> Result<BackupReport, EngineError> {
+    create_full(source, store, options, None, cancel, progress)
+}
+
+/// A full backup that also fills `index` with the hashes of every page of
+/// the image it seals (for a chain to start from).
+pub(crate) fn create_full(
+    source: &dyn SnapshotSource,
+    store: &dyn BackupStore,
+    options: &BackupOptions,
+    mut index: Option<&mut PageIndex>,
+    cancel: &CancelFlag,
+    progress: &dyn Progress,
+) -> Result<BackupReport, EngineError> {
     let started = Instant::now();
     let mut snapshot = source.snapshot()?;
     let info = snapshot.info().clone();
+    if let Some(index) = index.as_deref_mut() {
+        *index = PageIndex::new(info.page_size);
+    }
     let created = options
         .created_at
         .unwrap_or_else(|| CreatedAt::from_timestamp(jiff::Timestamp::now()));
@@ -134,55 +134,25 @@ pub fn create_backup(
         method: info.method.name().to_owned(),
         compression: Compression::Lz4,
         chunk_size: options.chunk_size,
+        chain: None,
     };
-    let recipients: Vec<&dyn Recipient> = options
-        .recipients
-        .iter()
-        .map(|r| r as &dyn Recipient)
-        .collect();
-    let (header, data_key) = sqlseal_crypto::seal_header(metadata, &recipients, &options.signer)
-        .map_err(EngineError::Seal)?;
-    // The file name encodes the database's own name, as the daemon's
-    // subdirectory does (the header's copy has control characters replaced).
-    let file_part = database.rsplit('/').next().unwrap_or(&database);
-    let name = backup_name(file_part, created)?;
-    let write_err = |e: std::io::Error| EngineError::Write {
-        backup: name.clone(),
-        source: e.into(),
-    };
-    let mut out = Counting {
-        inner: store.create(&name)?,
-        written: 0,
-    };
-    out.write_all(&header.encode()).map_err(write_err)?;
-    let salt = random_bytes::<SALT_LEN>().map_err(EngineError::Seal)?;
-    out.write_all(&salt).map_err(write_err)?;
-    let cipher = ChunkCipher::new(&data_key, &salt, options.chunk_size).map_err(|source| {
-        EngineError::Write {
-            backup: name.clone(),
-            source,
-        }
-    })?;
-    drop(data_key);
+    let name = backup_name(file_part(&database), created)?;
+    let mut container = Container::start(store, name, metadata, options, false)?;
     progress.start(info.image_len());
-    let blocks = std::iter::from_fn(|| snapshot.next_block()).map(|b| b.map_err(EngineError::from));
-    let (trailer, payload_digest) = pipeline::seal_stream(
-        blocks,
-        &cipher,
-        info.page_count,
-        PayloadDigest::new(&salt),
-        &mut out,
-        options.threads,
-        cancel,
-        progress,
-    )
-    .map_err(|e| pipeline_error(&name, e))?;
+    let blocks = std::iter::from_fn(|| snapshot.next_block()).map(|b| {
+        if let (Ok(block), Some(index)) = (&b, index.as_deref_mut()) {
+            index.push_pages(block);
+        }
+        b.map_err(EngineError::from)
+    });
+    let (trailer, payload_digest) =
+        container.seal_stream(blocks, info.page_count, options, cancel, progress)?;
     // The check of this very image decides whether the backup is sealed at all.
     let recorded = wait_for_check(&mut snapshot, cancel)?;
     drop(snapshot);
     if trailer.db_len != info.image_len() {
         return Err(EngineError::Inconsistent {
-            backup: name,
+            backup: container.name,
             reason: format!(
                 "snapshot gave {} bytes, expected {}",
                 trailer.db_len,
@@ -190,20 +160,172 @@ pub fn create_backup(
             ),
         });
     }
-    // The seal: the signer's commitment to this exact header and payload.
-    let seal = sign_seal(&options.signer, &header, &payload_digest, recorded);
-    out.write_all(&seal.encode()).map_err(write_err)?;
-    let size = out.written;
-    out.inner.finish()?;
-    Ok(BackupReport {
-        path: store.local_path(&name),
-        name,
-        header,
-        trailer,
-        size,
-        recorded_check: recorded,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    container.finish(trailer, &payload_digest, recorded, options, started)
+}
+
+/// The part of a database name that names its backup files.
+pub(crate) fn file_part(database: &str) -> &str {
+    database.rsplit('/').next().unwrap_or(database)
+}
+
+/// A container on its way into a store: the header is written first (at
+/// once, or with the first payload byte when `lazy`, so that a stream that
+/// ends in an error before its first frame makes no request at all).
+pub(crate) struct Container<'a> {
+    pub(crate) name: String,
+    header: sqlseal_format::Header,
+    cipher: ChunkCipher,
+    salt: [u8; SALT_LEN],
+    out: LazyWriter<'a>,
+}
+
+impl<'a> Container<'a> {
+    pub(crate) fn start(
+        store: &'a dyn BackupStore,
+        name: String,
+        metadata: Metadata,
+        options: &BackupOptions,
+        lazy: bool,
+    ) -> Result<Container<'a>, EngineError> {
+        let recipients: Vec<&dyn Recipient> = options
+            .recipients
+            .iter()
+            .map(|r| r as &dyn Recipient)
+            .collect();
+        let (header, data_key) =
+            sqlseal_crypto::seal_header(metadata, &recipients, &options.signer)
+                .map_err(EngineError::Seal)?;
+        let salt = random_bytes::<SALT_LEN>().map_err(EngineError::Seal)?;
+        let cipher = ChunkCipher::new(&data_key, &salt, options.chunk_size).map_err(|source| {
+            EngineError::Write {
+                backup: name.clone(),
+                source,
+            }
+        })?;
+        drop(data_key);
+        let mut start = header.encode();
+        start.extend_from_slice(&salt);
+        let mut out = LazyWriter {
+            store,
+            name: name.clone(),
+            start,
+            writer: None,
+            written: 0,
+        };
+        if !lazy {
+            out.writer = Some(out.open()?);
+        }
+        Ok(Container {
+            name,
+            header,
+            cipher,
+            salt,
+            out,
+        })
+    }
+
+    pub(crate) fn seal_stream<I>(
+        &mut self,
+        blocks: I,
+        page_count: u64,
+        options: &BackupOptions,
+        cancel: &CancelFlag,
+        progress: &dyn Progress,
+    ) -> Result<(Trailer, [u8; 32]), EngineError>
+    where
+        I: Iterator<Item = Result<Vec<u8>, EngineError>> + Send,
+    {
+        pipeline::seal_stream(
+            blocks,
+            &self.cipher,
+            page_count,
+            PayloadDigest::new(&self.salt),
+            &mut self.out,
+            options.threads,
+            cancel,
+            progress,
+        )
+        .map_err(|e| pipeline_error(&self.name, e))
+    }
+
+    /// Writes the seal record and makes the backup visible.
+    pub(crate) fn finish(
+        mut self,
+        trailer: Trailer,
+        payload_digest: &[u8; 32],
+        recorded: RecordedCheck,
+        options: &BackupOptions,
+        started: Instant,
+    ) -> Result<BackupReport, EngineError> {
+        // The seal: the signer's commitment to this exact header and payload.
+        let seal = sign_seal(&options.signer, &self.header, payload_digest, recorded);
+        let name = self.name.clone();
+        self.out
+            .write_all(&seal.encode())
+            .map_err(|e| EngineError::Write {
+                backup: name,
+                source: e.into(),
+            })?;
+        let size = self.out.written;
+        let writer = match self.out.writer.take() {
+            Some(writer) => writer,
+            None => self.out.open()?,
+        };
+        writer.finish()?;
+        Ok(BackupReport {
+            path: self.out.store.local_path(&self.name),
+            name: self.name,
+            header: self.header,
+            trailer,
+            size,
+            recorded_check: recorded,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Writes `start` (header and salt) and then everything else to a backup
+/// writer that it creates on the first write (or when told to); counts
+/// the bytes that pass through.
+struct LazyWriter<'a> {
+    store: &'a dyn BackupStore,
+    name: String,
+    start: Vec<u8>,
+    writer: Option<Box<dyn BackupWriter>>,
+    written: u64,
+}
+
+impl LazyWriter<'_> {
+    fn open(&mut self) -> Result<Box<dyn BackupWriter>, EngineError> {
+        let mut writer = self.store.create(&self.name)?;
+        writer
+            .write_all(&self.start)
+            .map_err(|e| EngineError::Write {
+                backup: self.name.clone(),
+                source: e.into(),
+            })?;
+        self.written = self.start.len() as u64;
+        Ok(writer)
+    }
+}
+
+impl Write for LazyWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.writer.is_none() {
+            let writer = self.open().map_err(std::io::Error::other)?;
+            self.writer = Some(writer);
+        }
+        let writer = self.writer.as_mut().expect("opened above");
+        let n = writer.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.writer.as_mut() {
+            Some(writer) => writer.flush(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// How often a wait for the snapshot's check looks at the cancel flag.
@@ -212,7 +334,7 @@ const CHECK_POLL: Duration = Duration::from_millis(50);
 /// Waits for the snapshot's integrity check, watching `cancel`; the check
 /// to record in the seal. On a cancel or a failed check the caller drops
 /// the snapshot (which interrupts the check) and the unfinished backup.
-fn wait_for_check(
+pub(crate) fn wait_for_check(
     snapshot: &mut Snapshot,
     cancel: &CancelFlag,
 ) -> Result<RecordedCheck, EngineError> {

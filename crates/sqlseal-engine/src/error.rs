@@ -98,6 +98,24 @@ pub enum EngineError {
         /// Why the hook refused it.
         reason: String,
     },
+    /// A link of a chain does not bind to the link before it, or the
+    /// chain it belongs to cannot be followed back to its full backup.
+    #[error("backup {backup}: {reason}")]
+    Chain {
+        /// The link at fault.
+        backup: String,
+        /// What does not match.
+        reason: String,
+    },
+    /// The local chain state cannot make the next increment (lost,
+    /// damaged, or of another image); the next backup must be a full one.
+    #[error("chain state {path}: {reason}; make a full backup to start a new chain")]
+    ChainState {
+        /// The state file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,
@@ -116,7 +134,8 @@ impl EngineError {
     /// backup), `integrity` (a backup failed authentication or a check),
     /// `open` (a backup could not be opened: key, version), `target`
     /// (restore target), `io` (local files), `no_backups`, `refused`
-    /// (not approved for install) or `cancelled`.
+    /// (not approved for install), `chain_state` (no increment can be made
+    /// from the local chain state) or `cancelled`.
     pub fn kind(&self) -> &'static str {
         if self.is_integrity_failure() {
             return "integrity";
@@ -127,7 +146,10 @@ impl EngineError {
             EngineError::Seal(_) => "seal",
             EngineError::Write { .. } => "write",
             EngineError::Open { .. } | EngineError::Payload { .. } => "open",
-            EngineError::Inconsistent { .. } | EngineError::Integrity { .. } => "integrity",
+            EngineError::Inconsistent { .. }
+            | EngineError::Integrity { .. }
+            | EngineError::Chain { .. } => "integrity",
+            EngineError::ChainState { .. } => "chain_state",
             EngineError::TargetExists(_) => "target",
             EngineError::Io { .. } => "io",
             EngineError::NoBackups(_) | EngineError::NoVerifiedBackups { .. } => "no_backups",
@@ -151,7 +173,9 @@ impl EngineError {
                 _ => false,
             },
             EngineError::Payload { source, .. } => format_is_integrity(source),
-            EngineError::Inconsistent { .. } | EngineError::Integrity { .. } => true,
+            EngineError::Inconsistent { .. }
+            | EngineError::Integrity { .. }
+            | EngineError::Chain { .. } => true,
             _ => false,
         }
     }

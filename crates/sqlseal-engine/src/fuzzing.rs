@@ -117,3 +117,54 @@ impl io::Write for DigestSink {
         Ok(())
     }
 }
+
+/// The increment parser on arbitrary bytes: the first byte picks the page
+/// size (512 to 65536), the second where the rest is split in two feeds.
+///
+/// # Panics
+/// If a parse succeeds on bytes that are not the canonical encoding of
+/// what it returned (two encodings of one increment would let a signed
+/// link be read two ways).
+pub fn parse_increment(data: &[u8]) -> Result<u64, String> {
+    use sqlseal_format::increment::{IncrementError, encode_increment};
+    let [size, split, rest @ ..] = data else {
+        return Err("too short".into());
+    };
+    let page_size = 512u32 << (size % 8);
+    let split = usize::from(*split).min(rest.len());
+    let mut parser = sqlseal_format::IncrementParser::new(page_size);
+    let mut pages = Vec::new();
+    for piece in [&rest[..split], &rest[split..]] {
+        parser
+            .feed(piece, &mut |n, p| {
+                pages.push((n, p.to_vec()));
+                Ok::<(), ()>(())
+            })
+            .map_err(|e| match e {
+                IncrementError::Format(e) => e.to_string(),
+                IncrementError::Sink(()) => "sink".into(),
+            })?;
+    }
+    let summary = parser.finish().map_err(|e| e.to_string())?;
+    assert_eq!(
+        encode_increment(page_size, summary.page_count, &pages, &summary.image_hash),
+        rest,
+        "an increment parsed from bytes that are not its encoding"
+    );
+    Ok(summary.pages)
+}
+
+/// The chain state decoder on arbitrary bytes.
+///
+/// # Panics
+/// If a decode succeeds on bytes that are not the encoding of what it
+/// returned.
+pub fn decode_chain_state(data: &[u8]) -> Result<u64, String> {
+    let state = crate::ChainState::decode(data)?;
+    assert_eq!(
+        state.encode(),
+        data,
+        "a chain state decoded from bytes that are not its encoding"
+    );
+    Ok(state.index.page_count())
+}

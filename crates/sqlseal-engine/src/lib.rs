@@ -50,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod chain;
 mod create;
 mod error;
 #[doc(hidden)]
@@ -67,6 +68,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sqlseal_crypto::{P256Identity, P256Recipient};
 use sqlseal_format::{CreatedAt, DEFAULT_CHUNK_SIZE, Header, RecordedCheck, Trailer};
 
+pub use chain::{ChainReport, ChainState, IncrementOutcome, create_increment, start_chain};
 pub use create::{backup_name, create_backup, decode_name_component, name_component};
 pub use error::EngineError;
 pub use list::{HeaderCheck, ListedBackup, inspect_backup, latest_backup, list_backups};
@@ -267,4 +269,8 @@ pub struct VerifyReport {
     pub check_asked: IntegrityCheck,
     /// Seconds the whole operation took.
     pub seconds: f64,
+    /// For an increment: the chain its image was built from. Its `trailer`
+    /// then states the built image's length and page count, and in
+    /// `sha256` its image index hash (see `sqlseal_format::increment`).
+    pub chain: Option<ChainReport>,
 }

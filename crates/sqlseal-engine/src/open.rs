@@ -95,8 +95,15 @@ pub(crate) fn open_payload<R: Read + Send>(
 }
 
 /// Checks that what [`open_container`] opened from backup `name` is a
-/// database image: the format allows any image, a database is whole pages.
+/// database image: the format allows any image, a database is whole pages
+/// (an increment's payload is a page list, restored through its chain).
 fn whole_pages(name: &str, opened: Opened) -> Result<Opened, EngineError> {
+    if opened.header.metadata.is_increment() {
+        return Err(EngineError::Chain {
+            backup: name.to_owned(),
+            reason: "it is an increment, not a database image; restore it through its chain".into(),
+        });
+    }
     let trailer = &opened.trailer;
     let page_size = u64::from(opened.header.metadata.page_size);
     if trailer.page_count.checked_mul(page_size) != Some(trailer.db_len) {
@@ -164,14 +171,24 @@ pub(crate) fn restore_into_file(
         .map_err(io_err("syncing", &path))?;
     // Decided on the authenticated seal of this very read.
     let level = options.integrity_check.level(opened.recorded_check);
-    check_image(&path, level, &|| cancel.is_cancelled()).map_err(|source| match source {
+    run_check(name, &path, level, cancel)?;
+    Ok(report(name, opened, options, level, started))
+}
+
+/// Runs the integrity check `level` on the image of backup `name` at `path`.
+pub(crate) fn run_check(
+    name: &str,
+    path: &Path,
+    level: CheckLevel,
+    cancel: &CancelFlag,
+) -> Result<(), EngineError> {
+    check_image(path, level, &|| cancel.is_cancelled()).map_err(|source| match source {
         SourceError::Cancelled => EngineError::Cancelled,
         source => EngineError::Integrity {
             backup: name.to_owned(),
             source: Box::new(source),
         },
-    })?;
-    Ok(report(name, opened, options, level, started))
+    })
 }
 
 fn report(
@@ -190,6 +207,7 @@ fn report(
         check_run,
         check_asked: options.integrity_check,
         seconds: started.elapsed().as_secs_f64(),
+        chain: None,
     }
 }
 
@@ -229,6 +247,13 @@ pub fn verify_backup(
     cancel: &CancelFlag,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, EngineError> {
+    if crate::chain::looks_like_increment(store, name) {
+        // An increment's image is built from its chain, on disk.
+        let (_private, mut file) = private_image_file(options)?;
+        return crate::chain::restore_chain_into_file(
+            store, name, keyring, &mut file, options, cancel, progress,
+        );
+    }
     // Whether a check will run is known for sure only from the seal at
     // the end of the read; the guess decides whether the image is written
     // to disk on the way.
@@ -257,16 +282,23 @@ pub fn verify_backup(
         // The guess was wrong (the file changed since it was looked at):
         // read it again, onto disk, and decide on that read.
     }
-    // The image is plaintext: it goes in a private 0700 directory (removed
-    // with everything in it on every path) of the chosen or the system's
-    // temporary directory, never beside the backup.
+    let (_private, mut file) = private_image_file(options)?;
+    restore_into_file(store, name, keyring, &mut file, options, cancel, progress)
+}
+
+/// A file for a plaintext image that verify writes: in a private 0700
+/// directory (removed with everything in it when the first value drops) of
+/// the chosen or the system's temporary directory, never beside the backup.
+fn private_image_file(
+    options: &VerifyOptions,
+) -> Result<(tempfile::TempDir, tempfile::NamedTempFile), EngineError> {
     let temp_dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
     let private = sqlseal_private::private_tempdir_in(&temp_dir, ".sqlseal-verify-").map_err(
         io_err("creating a private temporary directory in", &temp_dir),
     )?;
-    let mut file = tempfile::Builder::new()
+    let file = tempfile::Builder::new()
         .prefix("image-")
         .tempfile_in(private.path())
         .map_err(io_err("creating a temporary file in", private.path()))?;
-    restore_into_file(store, name, keyring, &mut file, options, cancel, progress)
+    Ok((private, file))
 }

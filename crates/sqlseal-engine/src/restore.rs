@@ -161,7 +161,14 @@ pub fn restore_backup(
     install::remove_stale_temps(&parent, &prefix)?;
     let mut file = sqlseal_private::private_tempfile_in(&parent, &prefix)
         .map_err(io_err("creating a temporary file in", &parent))?;
-    let verified = restore_into_file(
+    // Which reader: a hint from the unauthenticated header; each reader
+    // authenticates everything it installs and refuses the other kind.
+    let read = if crate::chain::looks_like_increment(store, name) {
+        crate::chain::restore_chain_into_file
+    } else {
+        restore_into_file
+    };
+    let verified = read(
         store,
         name,
         keyring,

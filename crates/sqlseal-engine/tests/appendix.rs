@@ -168,6 +168,7 @@ fn example() -> Example {
         method: "dbpage".into(),
         compression: Compression::Lz4,
         chunk_size: CHUNK_SIZE,
+        chain: None,
     };
     let (s1, v1) = wrap(&server, &data_key, &backup_id, label("ikmE 1"));
     let (s2, v2) = wrap(&recovery, &data_key, &backup_id, label("ikmE 2"));

@@ -164,6 +164,7 @@ fn a_page_count_that_overflows_is_refused_without_a_panic() {
         method: "dbpage".into(),
         compression: Compression::Lz4,
         chunk_size: 4096,
+        chain: None,
     };
     let recipients: [&dyn Recipient; 1] = [server.recipient()];
     let (_, mut writer) =

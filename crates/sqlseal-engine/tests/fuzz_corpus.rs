@@ -285,6 +285,68 @@ fn payload_seeds_open_and_replay() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Seeds for the `increment` and `chain_state` targets: valid encodings
+/// (a page size byte and a split byte before an increment).
+fn chain_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    use sqlseal_format::increment::encode_increment;
+    use sqlseal_format::{BackupId, CreatedAt, PageIndex};
+    let page: Vec<u8> = (0..512u32).map(|i| (i % 7) as u8).collect();
+    let mut seeds = Vec::new();
+    for (name, pages) in [
+        ("increment_empty", vec![]),
+        (
+            "increment_two_pages",
+            vec![(1, page.clone()), (3, page.clone())],
+        ),
+    ] {
+        let mut seed = vec![0u8, 30];
+        seed.extend_from_slice(&encode_increment(512, 3, &pages, &[7; 32]));
+        seeds.push(("increment", name.to_owned(), seed));
+    }
+    let mut index = PageIndex::new(512);
+    index.push_pages(&[page.clone(), page].concat());
+    let state = sqlseal_engine::ChainState {
+        database: "app.db".into(),
+        full: BackupId([1; 16]),
+        parent: BackupId([2; 16]),
+        parent_image: [3; 32],
+        sequence: 4,
+        parent_created: CreatedAt::from_microsecond(1_764_000_000_000_000).expect("time"),
+        index,
+    };
+    seeds.push(("chain_state", "state_two_pages".to_owned(), state.encode()));
+    seeds
+}
+
+#[test]
+fn chain_seeds_parse_and_the_corpus_replays() {
+    use sqlseal_engine::fuzzing::{decode_chain_state, parse_increment};
+    let mut failures = Vec::new();
+    for (target, name, seed) in chain_seeds() {
+        if !files(&corpus_dir(target)).iter().any(|(_, s)| *s == seed) {
+            failures.push(format!("{target}/{name} is missing; run `{WRITE_SEEDS}`"));
+        }
+    }
+    for (target, entry) in [
+        (
+            "increment",
+            parse_increment as fn(&[u8]) -> Result<u64, String>,
+        ),
+        ("chain_state", decode_chain_state),
+    ] {
+        for (name, seed) in files(&corpus_dir(target)) {
+            match no_panic(target, &name, || entry(&seed)) {
+                Err(e) => failures.push(e),
+                Ok(Err(e)) if !name.starts_with("bad_") => {
+                    failures.push(format!("{target}/{name}: {e}"));
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn every_vector_seeds_the_corpus() {
     let header: HashSet<Vec<u8>> = files(&corpus_dir("header"))
@@ -310,11 +372,17 @@ fn every_vector_seeds_the_corpus() {
 
 #[test]
 fn corpus_stays_small() {
-    let total: u64 = ["header", "open_container", "open_payload"]
-        .iter()
-        .flat_map(|t| files(&corpus_dir(t)))
-        .map(|(_, bytes)| bytes.len() as u64)
-        .sum();
+    let total: u64 = [
+        "header",
+        "open_container",
+        "open_payload",
+        "increment",
+        "chain_state",
+    ]
+    .iter()
+    .flat_map(|t| files(&corpus_dir(t)))
+    .map(|(_, bytes)| bytes.len() as u64)
+    .sum();
     assert!(
         total <= CORPUS_BUDGET,
         "the checked-in corpus holds {total} bytes, over the {CORPUS_BUDGET}-byte budget; \
@@ -351,6 +419,14 @@ fn write_missing_seeds() {
         if !have.contains(&seed) {
             fs::write(dir.join(&name), &seed).expect("write seed");
             println!("wrote open_payload/{name}");
+        }
+    }
+    for (target, name, seed) in chain_seeds() {
+        let dir = corpus_dir(target);
+        fs::create_dir_all(&dir).expect("create corpus folder");
+        if !files(&dir).iter().any(|(_, s)| *s == seed) {
+            fs::write(dir.join(&name), &seed).expect("write seed");
+            println!("wrote {target}/{name}");
         }
     }
 }

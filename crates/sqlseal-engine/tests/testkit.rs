@@ -510,6 +510,7 @@ fn metadata(chunk_size: u32) -> Metadata {
         method: "dbpage".into(),
         compression: Compression::Lz4,
         chunk_size,
+        chain: None,
     }
 }
 

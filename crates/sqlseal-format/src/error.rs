@@ -12,6 +12,9 @@ pub enum FormatError {
     /// Reading or writing the underlying stream failed.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// An increment's plaintext is not a valid page list.
+    #[error("invalid increment: {0}")]
+    BadIncrement(String),
     /// The file is empty.
     #[error("the file is empty, not a sqlseal backup")]
     Empty,

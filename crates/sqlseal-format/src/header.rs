@@ -43,6 +43,7 @@ const FIELDS: &[&str] = &[
     "method",
     "compression",
     "chunk-size",
+    "chain",
     "recipient",
     "signer",
     "signature",
@@ -200,6 +201,8 @@ pub struct Metadata {
     pub compression: Compression,
     /// Plaintext bytes per chunk (the last chunk may be shorter).
     pub chunk_size: u32,
+    /// For an increment: the chain it continues. `None` for a full backup.
+    pub chain: Option<ChainLink>,
 }
 
 impl Metadata {
@@ -209,7 +212,88 @@ impl Metadata {
         validate_page_size(self.page_size).map_err(|e| format!("page-size: {e}"))?;
         validate_token(&self.method).map_err(|e| format!("method: {e}"))?;
         validate_chunk_size(self.chunk_size).map_err(|e| format!("chunk-size: {e}"))?;
+        if let Some(chain) = &self.chain {
+            chain
+                .validate(self.backup_id)
+                .map_err(|e| format!("chain: {e}"))?;
+        }
         Ok(())
+    }
+
+    /// Whether this container is an increment (its payload is a page
+    /// list, not a database image).
+    pub fn is_increment(&self) -> bool {
+        self.chain.is_some()
+    }
+}
+
+/// The `chain:` line of an increment: which chain it belongs to and the
+/// exact image it applies to.
+///
+/// A chain is a full backup followed by increments; link `sequence` 1
+/// applies to the full backup, link `n + 1` to link `n`. The parent is named
+/// by id and by its image hash: for a full backup, the SHA-256 of its image
+/// (its trailer's); for an increment, the image index hash its payload
+/// states (see [`crate::increment`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ChainLink {
+    /// The id of the chain's full backup.
+    pub full: BackupId,
+    /// The id of the backup this increment applies to.
+    pub parent: BackupId,
+    /// The parent's image hash.
+    pub parent_image: [u8; 32],
+    /// This link's place in the chain, from 1.
+    pub sequence: u32,
+}
+
+impl ChainLink {
+    /// Checks the rules of `docs/format.md` for the increment `own_id`: the
+    /// sequence starts at 1, link 1 applies to the full backup itself and
+    /// later links do not, and no link names itself.
+    pub fn validate(&self, own_id: BackupId) -> std::result::Result<(), String> {
+        if self.sequence == 0 {
+            return Err("the sequence starts at 1".into());
+        }
+        if (self.sequence == 1) != (self.parent == self.full) {
+            return Err("link 1, and only link 1, applies to the full backup".into());
+        }
+        if own_id == self.full || own_id == self.parent {
+            return Err("an increment cannot name itself as its chain or parent".into());
+        }
+        Ok(())
+    }
+
+    fn encode(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.full,
+            self.parent,
+            hex::encode(self.parent_image),
+            self.sequence
+        )
+    }
+
+    fn parse(value: &str) -> std::result::Result<ChainLink, String> {
+        let mut parts = value.split(' ');
+        let mut next = |what: &str| {
+            parts.next().ok_or_else(|| {
+                format!("missing {what}: expected FULL-ID PARENT-ID PARENT-IMAGE SEQUENCE")
+            })
+        };
+        let full = BackupId(parse_lower_hex::<16>(next("the full backup's id")?)?);
+        let parent = BackupId(parse_lower_hex::<16>(next("the parent's id")?)?);
+        let parent_image = parse_lower_hex::<32>(next("the parent's image hash")?)?;
+        let sequence = parse_u32(next("the sequence")?)?;
+        if parts.next().is_some() {
+            return Err("expected 4 values: FULL-ID PARENT-ID PARENT-IMAGE SEQUENCE".into());
+        }
+        Ok(ChainLink {
+            full,
+            parent,
+            parent_image,
+            sequence,
+        })
     }
 }
 
@@ -254,6 +338,9 @@ pub fn encode_signed_part(metadata: &Metadata, stanzas: &[Stanza], signer: KeyId
     out.push_str(&format!("method: {}\n", m.method));
     out.push_str(&format!("compression: {}\n", m.compression));
     out.push_str(&format!("chunk-size: {}\n", m.chunk_size));
+    if let Some(chain) = &m.chain {
+        out.push_str(&format!("chain: {}\n", chain.encode()));
+    }
     for s in stanzas {
         out.push_str(&format!("recipient: {} {}", s.kind, s.key_id));
         for arg in &s.args {
@@ -343,9 +430,21 @@ impl Header {
         let chunk_size = lines.value("chunk-size", parse_u32(&chunk_size))?;
         lines.value("chunk-size", validate_chunk_size(chunk_size))?;
 
+        let mut chain = None;
         let mut stanzas = Vec::new();
         let signer = loop {
-            let (name, value) = lines.any_field(&["recipient", "signer"])?;
+            let expected: &[&'static str] = if chain.is_none() && stanzas.is_empty() {
+                &["recipient", "chain", "signer"]
+            } else {
+                &["recipient", "signer"]
+            };
+            let (name, value) = lines.any_field(expected)?;
+            if name == "chain" {
+                let link = lines.value("chain", ChainLink::parse(&value))?;
+                lines.value("chain", link.validate(backup_id))?;
+                chain = Some(link);
+                continue;
+            }
             if name == "signer" {
                 break value;
             }
@@ -376,6 +475,7 @@ impl Header {
                 method,
                 compression,
                 chunk_size,
+                chain,
             },
             stanzas,
             signer,
@@ -617,8 +717,9 @@ mod tests {
             9u32..=16,
             prop::sample::select(vec!["dbpage", "backup-api", "vacuum"]),
             12u32..=24,
+            prop::option::of(arb_chain()),
         )
-            .prop_map(|(id, us, db, ps, method, cs)| Metadata {
+            .prop_map(|(id, us, db, ps, method, cs, chain)| Metadata {
                 backup_id: BackupId(id),
                 created: CreatedAt::from_microsecond(us).expect("in range"),
                 database: db,
@@ -626,7 +727,26 @@ mod tests {
                 method: method.to_owned(),
                 compression: Compression::Lz4,
                 chunk_size: 1 << cs,
+                chain: chain.map(|(full, parent, parent_image, sequence)| ChainLink {
+                    full: BackupId(full),
+                    // Link 1 applies to the full backup itself.
+                    parent: BackupId(if sequence == 1 { full } else { parent }),
+                    parent_image,
+                    sequence,
+                }),
             })
+            // An id equal to its chain's or parent's is refused; 2^-128.
+            .prop_filter("valid chain", |m| m.validate().is_ok())
+    }
+
+    fn arb_chain() -> impl Strategy<Value = ([u8; 16], [u8; 16], [u8; 32], u32)> {
+        (
+            any::<[u8; 16]>(),
+            any::<[u8; 16]>(),
+            any::<[u8; 32]>(),
+            prop_oneof![Just(1u32), 2u32..=u32::MAX],
+        )
+            .prop_filter("distinct ids", |(full, parent, _, _)| full != parent)
     }
 
     pub(crate) fn arb_stanza() -> impl Strategy<Value = Stanza> {
@@ -726,6 +846,99 @@ mod tests {
             "header line 2: expected `id:`, found `created`"
         );
         assert!(err("sqlseal/v2\nid: 0011\n").contains("invalid `id` value"));
+    }
+
+    #[test]
+    fn chain_lines_follow_the_rules() {
+        let link = ChainLink {
+            full: BackupId([1; 16]),
+            parent: BackupId([2; 16]),
+            parent_image: [3; 32],
+            sequence: 2,
+        };
+        let header = |chain: ChainLink| Header {
+            metadata: Metadata {
+                backup_id: BackupId([9; 16]),
+                created: CreatedAt::from_microsecond(0).expect("epoch"),
+                database: "app.db".into(),
+                page_size: 4096,
+                method: "dbpage".into(),
+                compression: Compression::Lz4,
+                chunk_size: 4096,
+                chain: Some(chain),
+            },
+            stanzas: vec![Stanza {
+                kind: "p256-hpke".into(),
+                key_id: KeyId([4; 8]),
+                args: vec![vec![5; 4]],
+            }],
+            signer: KeyId([6; 8]),
+            signature: [7; SIGNATURE_LEN],
+            mac: [8; MAC_LEN],
+        };
+        let good = header(link).encode();
+        let text = String::from_utf8(good.clone()).expect("utf-8");
+        assert!(text.contains(&format!(
+            "\nchain: {} {} {} 2\nrecipient: ",
+            "01".repeat(16),
+            "02".repeat(16),
+            "03".repeat(32)
+        )));
+        assert_eq!(
+            Header::parse(&mut &good[..])
+                .expect("parses")
+                .metadata
+                .chain,
+            Some(link)
+        );
+        let refused = |chain: ChainLink| {
+            Header::parse(&mut &header(chain).encode()[..])
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(
+            refused(ChainLink {
+                sequence: 0,
+                ..link
+            })
+            .contains("starts at 1")
+        );
+        assert!(
+            refused(ChainLink {
+                sequence: 1,
+                ..link
+            })
+            .contains("only link 1")
+        );
+        let to_full = ChainLink {
+            parent: link.full,
+            ..link
+        };
+        assert!(refused(to_full).contains("only link 1"));
+        let own = ChainLink {
+            full: BackupId([9; 16]),
+            ..link
+        };
+        assert!(refused(own).contains("cannot name itself"));
+        // Two chain lines, or one after a recipient, are out of order.
+        let twice = text.replacen(
+            "\nrecipient: ",
+            &format!("\nchain: {}\nrecipient: ", link.encode()),
+            1,
+        );
+        assert!(Header::parse(&mut twice.as_bytes()).is_err());
+        let line = format!("chain: {}\n", link.encode());
+        let moved =
+            text.replacen(&line, "", 1)
+                .replacen("\nsigner: ", &format!("\n{line}signer: "), 1);
+        assert!(Header::parse(&mut moved.as_bytes()).is_err());
+        let extra = text.replacen(" 2\nrecipient", " 2 x\nrecipient", 1);
+        assert!(
+            Header::parse(&mut extra.as_bytes())
+                .expect_err("refused")
+                .to_string()
+                .contains("4 values")
+        );
     }
 
     #[test]

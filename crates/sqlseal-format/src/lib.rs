@@ -40,14 +40,16 @@
 
 mod error;
 pub mod header;
+pub mod increment;
 pub mod payload;
 pub mod seal;
 
 pub use error::{FormatError, Result};
 pub use header::{
-    BackupId, Compression, CreatedAt, DEFAULT_CHUNK_SIZE, Header, KeyId, MAGIC, Metadata,
-    ParseCreatedAtError, ParseKeyIdError, Stanza,
+    BackupId, ChainLink, Compression, CreatedAt, DEFAULT_CHUNK_SIZE, Header, KeyId, MAGIC,
+    Metadata, ParseCreatedAtError, ParseKeyIdError, Stanza,
 };
+pub use increment::{IncrementParser, IncrementSummary, PageIndex};
 pub use payload::{
     ChunkCipher, DataKey, FrameHeader, FrameReader, ImageDigest, PayloadWriter, SALT_LEN, Trailer,
     read_full,
