@@ -13,10 +13,12 @@ use sqlseal_crypto::Keyring;
 use sqlseal_engine::{
     BackupOptions, CancelFlag, CheckLevel, EngineError, HeaderCheck, IntegrityCheck, ListedBackup,
     RestoreOptions, VerifyOptions, VerifyReport, create_backup, inspect_backup, latest_backup,
-    list_backups, restore_backup, verify_backup,
+    latest_backup_at, list_backups, restore_backup, verify_backup,
 };
 use sqlseal_format::{CreatedAt, RecordedCheck};
-use sqlseal_schedule::{RetentionPolicy, decide};
+use sqlseal_schedule::{
+    ChainMember, IncrementRetention, RetentionPolicy, decide_chains, deletion_order,
+};
 use sqlseal_source::{SnapshotOptions, SqliteSource};
 use sqlseal_store::{BackupStore, DatabaseLock, LocalStore, Location, S3Settings, is_url};
 
@@ -165,14 +167,22 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                         print_json(&Verified::ok(&path, &report))?;
                     } else {
                         println!(
-                            "ok: {} ({} bytes, {} pages, sha256 {}, signed by {}, {:.2} s)",
+                            "ok: {} ({} bytes, {} pages, {} {}, signed by {}, {:.2} s)",
                             path.display(),
                             report.trailer.db_len,
                             report.trailer.page_count,
+                            if report.chain.is_some() {
+                                "image index hash"
+                            } else {
+                                "sha256"
+                            },
                             hex(&report.trailer.sha256),
                             report.header.signer,
                             report.seconds
                         );
+                        if let Some(note) = chain_note(&report) {
+                            println!("{note}");
+                        }
                         println!("integrity check: {}", check_note(&report));
                     }
                     Ok(())
@@ -254,6 +264,9 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                     report.verified.trailer.db_len,
                     report.verified.seconds
                 );
+                if let Some(note) = chain_note(&report.verified) {
+                    println!("{note}");
+                }
                 println!("integrity check: {}", check_note(&report.verified));
                 for moved in &report.moved_aside {
                     println!("moved aside: {}", moved.display());
@@ -335,6 +348,43 @@ fn backup_path(store: &dyn BackupStore, name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(format!("{}/{name}", store.location())))
 }
 
+/// `--at`: a time, or a time before now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PointInTime {
+    /// An RFC 3339 time.
+    At(jiff::Timestamp),
+    /// `-DURATION`: that long before now.
+    Ago(jiff::SignedDuration),
+}
+
+impl PointInTime {
+    /// The time meant, `now` being now.
+    pub(crate) fn resolve(&self, now: jiff::Timestamp) -> anyhow::Result<CreatedAt> {
+        let at = match self {
+            PointInTime::At(t) => *t,
+            PointInTime::Ago(d) => now
+                .checked_sub(*d)
+                .context("--at: that is before the earliest time a backup can have")?,
+        };
+        Ok(CreatedAt::from_timestamp(at))
+    }
+}
+
+/// Parses `--at`: RFC 3339, or `-` and a duration such as `15m` or `1h30m`.
+pub(crate) fn parse_point_in_time(text: &str) -> Result<PointInTime, String> {
+    if let Some(ago) = text.strip_prefix('-') {
+        let d = sqlseal_params::Duration::parse(ago).map_err(|e| {
+            format!("`{text}` is not a time ago: {e}; write it as -15m, -2h or -1h30m")
+        })?;
+        return Ok(PointInTime::Ago(d.as_jiff()));
+    }
+    text.parse::<jiff::Timestamp>()
+        .map(PointInTime::At)
+        .map_err(|e| {
+            format!("`{text}` is not a time: {e}; write RFC 3339 (2026-12-01T09:30:00Z) or a time ago (-15m)")
+        })
+}
+
 /// The store and backup name a selector names; `--latest` is the newest
 /// backup whose header authenticates under `keyring`, or without one the
 /// newest by the time its header states (unauthenticated: for display only).
@@ -349,6 +399,14 @@ fn select(
         bail!("name a BACKUP file, or --dir DIR --latest");
     };
     let store = open_location(dir)?;
+    if let Some(at) = &which.at {
+        let Some(keyring) = keyring else {
+            bail!("--at chooses among authenticated backups only; pass --key");
+        };
+        let at = at.resolve(jiff::Timestamp::now())?;
+        let name = latest_backup_at(store.as_ref(), keyring, Some(at))?;
+        return Ok((store, name));
+    }
     let name = match keyring {
         Some(keyring) => latest_backup(store.as_ref(), keyring)?,
         None => {
@@ -708,12 +766,39 @@ struct Verified<'a> {
     pages: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
+    /// For an increment: its image index hash (it has no image SHA-256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_index_hash: Option<String>,
+    /// For an increment: the chain its image was built from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chain: Option<ChainShown>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     integrity_check: Option<CheckShown>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seconds: Option<f64>,
+}
+
+/// Where an increment's image came from.
+#[derive(Serialize)]
+struct ChainShown {
+    /// The chain's full backup (its name in the store).
+    full: String,
+    /// How many increments were applied to it.
+    increments: u32,
+}
+
+/// The line that says which chain an increment's image was built from.
+fn chain_note(report: &VerifyReport) -> Option<String> {
+    report.chain.as_ref().map(|c| {
+        format!(
+            "chain: built from full backup {} and {} increment(s), each checked against the one before; image index hash {}",
+            c.full,
+            c.links,
+            hex(&report.trailer.sha256)
+        )
+    })
 }
 
 impl<'a> Verified<'a> {
@@ -728,7 +813,12 @@ impl<'a> Verified<'a> {
             database: Some(header.metadata.database.clone()),
             db_bytes: Some(trailer.db_len),
             pages: Some(trailer.page_count),
-            sha256: Some(hex(&trailer.sha256)),
+            sha256: report.chain.is_none().then(|| hex(&trailer.sha256)),
+            image_index_hash: report.chain.is_some().then(|| hex(&trailer.sha256)),
+            chain: report.chain.as_ref().map(|c| ChainShown {
+                full: c.full.clone(),
+                increments: c.links,
+            }),
             signer: Some(header.signer.to_string()),
             integrity_check: Some(CheckShown {
                 recorded: report.recorded_check.name(),
@@ -750,6 +840,8 @@ impl<'a> Verified<'a> {
             db_bytes: None,
             pages: None,
             sha256: None,
+            image_index_hash: None,
+            chain: None,
             signer: None,
             integrity_check: None,
             seconds: None,
@@ -783,10 +875,25 @@ fn prune(
     }
     let store = open_location(dir)?;
     let listed = list_backups(store.as_ref(), Some(keyring))?;
-    let dated: Vec<(String, CreatedAt)> = listed
+    // Chains: the rules count full backups; increments go with theirs.
+    let members: Vec<ChainMember> = listed
         .iter()
-        .filter_map(|b| b.verified_created().map(|c| (b.entry.name.clone(), c)))
+        .filter_map(|b| {
+            b.verified_header()
+                .map(|h| ChainMember::from_header(&b.entry.name, h))
+        })
         .collect();
+    let increments = IncrementRetention {
+        // An increment whose full backup did not authenticate is kept.
+        keep_orphans: listed.iter().any(|b| !b.is_verified()),
+        ..IncrementRetention::default()
+    };
+    let decisions = decide_chains(&members, policy, increments);
+    // Increments before their full backup, so that a prune cut short
+    // leaves every chain restorable.
+    let order = deletion_order(&decisions, &members);
+    let mut decisions = decisions;
+    decisions.sort_by_key(|d| order.iter().position(|n| *n == d.name));
     #[derive(Serialize)]
     struct Pruned {
         path: PathBuf,
@@ -798,7 +905,7 @@ fn prune(
     }
     let mut rows = Vec::new();
     let mut failed = 0usize;
-    for d in decide(&dated, policy) {
+    for d in decisions {
         let path = backup_path(store.as_ref(), &d.name);
         let (action, reason) = match (d.keep(), dry_run) {
             (true, _) => ("keep", None),

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sqlseal_crypto::{Keyring, P256Identity};
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, NoProgress, RestoreOptions, VerifyOptions, create_backup,
-    list_backups, restore_backup, verify_backup,
+    BackupOptions, CancelFlag, IncrementOutcome, NoProgress, RestoreOptions, VerifyOptions,
+    create_increment, list_backups, restore_backup, start_chain, verify_backup,
 };
 use sqlseal_source::demo::{DemoWriter, create_demo_database, demo_counts};
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
@@ -78,10 +78,8 @@ pub fn run(dir: Option<PathBuf>, size_mib: u64, cancel: &CancelFlag) -> anyhow::
     snapshot.temp_dir = Some(dir.clone());
     let source = SqliteSource::new(&db, snapshot);
     let options = BackupOptions::new(vec![key.recipient().clone()], key.clone());
-    let made = create_backup(&source, &store, &options, cancel, &NoProgress)?;
+    let (made, mut chain) = start_chain(&source, &store, &options, cancel, &NoProgress)?;
     let during = writer.stats();
-    std::thread::sleep(Duration::from_millis(200));
-    let writer_stats = writer.stop()?;
     println!(
         "  backup    {}: {} from a {} image (ratio {:.2}) in {:.2} s, dbpage method",
         made.path
@@ -97,6 +95,40 @@ pub fn run(dir: Option<PathBuf>, size_mib: u64, cancel: &CancelFlag) -> anyhow::
         "            meanwhile the writer committed {} times (longest commit {:.1} ms)",
         during.commits - before.commits,
         during.longest_commit_us as f64 / 1000.0
+    );
+
+    // Increments: the pages the writer changed since the previous point,
+    // each a complete encrypted and signed container.
+    let mut increment_source = SnapshotOptions::new(Method::DbPage);
+    increment_source.temp_dir = Some(dir.clone());
+    increment_source.check = sqlseal_engine::CheckLevel::None;
+    let increment_source = SqliteSource::new(&db, increment_source);
+    let mut points = vec![made.name.clone()];
+    let mut increment_bytes = 0;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(500));
+        match create_increment(
+            &increment_source,
+            &store,
+            &options,
+            &chain,
+            cancel,
+            &NoProgress,
+        )? {
+            IncrementOutcome::Written(report, next) => {
+                increment_bytes += report.size;
+                points.push(report.name);
+                chain = next;
+            }
+            IncrementOutcome::Unchanged => {}
+        }
+    }
+    let writer_stats = writer.stop()?;
+    println!(
+        "  chain     {} increment(s) after it, {} in all ({:.1}% of the full backup), half a second apart",
+        points.len() - 1,
+        mib(increment_bytes),
+        100.0 * increment_bytes as f64 / made.size.max(1) as f64
     );
 
     let mut keyring = Keyring::new();
@@ -125,10 +157,13 @@ pub fn run(dir: Option<PathBuf>, size_mib: u64, cancel: &CancelFlag) -> anyhow::
         verified.seconds
     );
 
+    // The newest point: the full backup and every increment, each link
+    // checked against the one before.
+    let newest_point = points.last().unwrap_or(&made.name);
     let restored_path = dir.join("restored.db");
     let restored = restore_backup(
         &store,
-        &made.name,
+        newest_point,
         &keyring,
         &restored_path,
         &RestoreOptions::default(),
@@ -142,8 +177,9 @@ pub fn run(dir: Option<PathBuf>, size_mib: u64, cancel: &CancelFlag) -> anyhow::
         );
     }
     println!(
-        "  restore   {}: {restored_rows} orders = counter {counter}, one consistent instant ({:.2} s)",
+        "  restore   {}: the newest point ({} link(s) applied to the full backup): {restored_rows} orders = counter {counter}, one consistent instant ({:.2} s)",
         restored.target.display(),
+        restored.verified.chain.as_ref().map_or(0, |c| c.links),
         restored.verified.seconds
     );
     let (final_rows, _) = demo_counts(&db)?;

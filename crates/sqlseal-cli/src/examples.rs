@@ -76,7 +76,10 @@ Examples:
   sqlseal backup restore --dir backups --latest --key recovery.pem --trust server.pub.pem \\
       --db restored.db
   # re-run PRAGMA integrity_check even though the backup records one
-  sqlseal backup restore --dir backups --latest --key server.pem --db restored.db --check full";
+  sqlseal backup restore --dir backups --latest --key server.pem --db restored.db --check full
+  # a point in time (with Backup.IncrementFrequency, any second): as it was 15 minutes ago
+  sqlseal backup restore --dir backups --at -15m --key server.pem --db restored.db
+  sqlseal backup restore --dir backups --at 2026-12-01T09:30:00Z --key server.pem --db restored.db";
 
 pub const RUN: &str = "\
 Examples:

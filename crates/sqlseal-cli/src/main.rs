@@ -237,19 +237,31 @@ impl OptionalKeys {
     }
 }
 
-/// Which backup a command works on: a file, or the newest in a directory.
+/// Which backup a command works on: a file, the newest in a directory, or
+/// the newest at or before a time.
 #[derive(Args, Debug)]
 #[group(required = true, multiple = true)]
 struct BackupSelector {
     /// The backup file, or s3://BUCKET/PREFIX/NAME.sqlseal.
-    #[arg(value_name = "BACKUP", conflicts_with_all = ["dir", "latest"])]
+    #[arg(value_name = "BACKUP", conflicts_with_all = ["dir", "latest", "at"])]
     backup: Option<PathBuf>,
-    /// The backup directory, or s3://BUCKET/PREFIX (with --latest).
-    #[arg(long, value_name = "DIR", requires = "latest", value_parser = location_parser())]
+    /// The backup directory, or s3://BUCKET/PREFIX (with --latest or --at).
+    #[arg(long, value_name = "DIR", value_parser = location_parser())]
     dir: Option<Location>,
-    /// Use the newest backup in --dir.
-    #[arg(long, requires = "dir")]
+    /// Use the newest point in --dir: the newest backup, or the newest
+    /// increment of the newest chain.
+    #[arg(long, requires = "dir", conflicts_with = "at")]
     latest: bool,
+    /// Use the newest point in --dir at or before TIME: RFC 3339
+    /// (2026-12-01T09:30:00Z) or a time ago (-15m, -2h, -1h30m). Needs --key.
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "dir",
+        allow_hyphen_values = true,
+        value_parser = backup::parse_point_in_time
+    )]
+    at: Option<backup::PointInTime>,
 }
 
 /// Which backups `verify` checks: a file, the newest in a directory, or all of them.
@@ -407,7 +419,7 @@ enum BackupCommand {
     /// Verify a backup and install it as a database file (mode 0600; with --force, the mode and,
     /// when permitted, the owner of the file it replaces).
     #[command(
-        override_usage = "sqlseal backup restore [OPTIONS] --key <KEYFILE> --db <TARGET> <BACKUP | --dir DIR --latest>",
+        override_usage = "sqlseal backup restore [OPTIONS] --key <KEYFILE> --db <TARGET> <BACKUP | --dir DIR --latest | --dir DIR --at TIME>",
         after_long_help = examples::BACKUP_RESTORE
     )]
     Restore {
@@ -638,6 +650,17 @@ fn main() -> ExitCode {
             None => usage_exit(e),
         },
     };
+    if let Command::Backup(BackupCommand::Info { which, .. } | BackupCommand::Restore { which, .. }) =
+        &cli.command
+        && which.dir.is_some()
+        && !which.latest
+        && which.at.is_none()
+    {
+        let mut cli = Cli::command();
+        cli.build();
+        let message = "--dir needs --latest (the newest point) or --at TIME (the newest point at or before TIME)";
+        usage_exit(cli.error(clap::error::ErrorKind::MissingRequiredArgument, message));
+    }
     if let Command::Backup(BackupCommand::Verify { which, .. }) = &cli.command
         && which.dir.is_some()
         && !which.latest

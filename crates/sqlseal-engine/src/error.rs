@@ -78,6 +78,18 @@ pub enum EngineError {
     /// The store holds no backups.
     #[error("no backups in {0}")]
     NoBackups(String),
+    /// No authenticated backup is as old as the time asked for.
+    #[error(
+        "no backup in {location} was made at or before {at}; the oldest point is {oldest}: choose a later --at"
+    )]
+    NoBackupAt {
+        /// The store.
+        location: String,
+        /// The time asked for.
+        at: sqlseal_format::CreatedAt,
+        /// The oldest authenticated backup's time.
+        oldest: sqlseal_format::CreatedAt,
+    },
     /// The store holds backups, but no header authenticates under the keys given.
     #[error(
         "none of the {refused} backup(s) in {location} authenticates with the given keys; pass a key it is encrypted to with --key and its signer with --trust ({reasons})"
@@ -152,7 +164,9 @@ impl EngineError {
             EngineError::ChainState { .. } => "chain_state",
             EngineError::TargetExists(_) => "target",
             EngineError::Io { .. } => "io",
-            EngineError::NoBackups(_) | EngineError::NoVerifiedBackups { .. } => "no_backups",
+            EngineError::NoBackups(_)
+            | EngineError::NoVerifiedBackups { .. }
+            | EngineError::NoBackupAt { .. } => "no_backups",
             EngineError::NotApproved { .. } => "refused",
             EngineError::Cancelled => "cancelled",
         }

@@ -71,7 +71,9 @@ use sqlseal_format::{CreatedAt, DEFAULT_CHUNK_SIZE, Header, RecordedCheck, Trail
 pub use chain::{ChainReport, ChainState, IncrementOutcome, create_increment, start_chain};
 pub use create::{backup_name, create_backup, decode_name_component, name_component};
 pub use error::EngineError;
-pub use list::{HeaderCheck, ListedBackup, inspect_backup, latest_backup, list_backups};
+pub use list::{
+    HeaderCheck, ListedBackup, inspect_backup, latest_backup, latest_backup_at, list_backups,
+};
 pub use open::{Opened, open_container, verify_backup};
 pub use restore::{Approve, RestoreOptions, RestoreReport, restore_backup};
 pub use sqlseal_source::CheckLevel;

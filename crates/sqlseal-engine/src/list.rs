@@ -120,16 +120,38 @@ pub fn list_backups(
 /// under `keyring` (by its authenticated creation time). Backups that do
 /// not authenticate are never chosen, whatever time they state.
 pub fn latest_backup(store: &dyn BackupStore, keyring: &Keyring) -> Result<String, EngineError> {
+    latest_backup_at(store, keyring, None)
+}
+
+/// The name of the newest backup (a full backup or an increment: a point)
+/// whose header authenticates and whose authenticated creation time is at
+/// or before `at` (any time when `None`).
+pub fn latest_backup_at(
+    store: &dyn BackupStore,
+    keyring: &Keyring,
+    at: Option<CreatedAt>,
+) -> Result<String, EngineError> {
     let listed = list_backups(store, Some(keyring))?;
     if listed.is_empty() {
         return Err(EngineError::NoBackups(store.location()));
     }
-    let newest = listed
+    let verified: Vec<(CreatedAt, &String)> = listed
         .iter()
         .filter_map(|b| b.verified_created().map(|c| (c, &b.entry.name)))
+        .collect();
+    let newest = verified
+        .iter()
+        .filter(|(c, _)| at.is_none_or(|at| *c <= at))
         .max();
     if let Some((_, name)) = newest {
-        return Ok(name.clone());
+        return Ok((*name).clone());
+    }
+    if let (Some(at), Some((oldest, _))) = (at, verified.iter().min()) {
+        return Err(EngineError::NoBackupAt {
+            location: store.location(),
+            at,
+            oldest: *oldest,
+        });
     }
     let reasons = listed
         .iter()

@@ -9,9 +9,9 @@ use crate::{ByteSize, Duration, Param, Secret};
 /// All parameters, one field per group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
-    /// The Backup group: Location, Frequency, MaxCount, KeepLast, KeepHourly, KeepDaily,
-    /// KeepWeekly, KeepMonthly, KeepYearly, Keys, Recipients, Trust, Method, Check, ChunkSize,
-    /// Concurrency, TempDir, VerifyFrequency.
+    /// The Backup group: Location, Frequency, IncrementFrequency, IncrementMaxAge, MaxCount,
+    /// KeepLast, KeepHourly, KeepDaily, KeepWeekly, KeepMonthly, KeepYearly, Keys, Recipients,
+    /// Trust, Method, Check, ChunkSize, Concurrency, TempDir, VerifyFrequency.
     pub backup: Backup,
     /// The Database group: Paths, Dirs.
     pub database: Database,
@@ -48,9 +48,25 @@ pub struct Backup {
     ///
     /// `Backup.Frequency`: duration, default `24h`, environment `SQLSEAL_BACKUP_FREQUENCY`.
     pub frequency: Duration,
+    /// Time between increments, as a duration such as 1s, 10s or 1m; 0 (the default) makes full
+    /// backups only. Between full backups (every Backup.Frequency) the daemon seals only the pages
+    /// that changed since the previous backup of the chain, as a complete encrypted and signed
+    /// container, so that any point can be restored. An idle database makes no increment and no
+    /// request. The smallest value is 1s.
+    ///
+    /// `Backup.IncrementFrequency`: duration, default `0`, environment `SQLSEAL_BACKUP_INCREMENTFREQUENCY`.
+    pub increment_frequency: Duration,
+    /// Keep increments only this long (a point-in-time window, such as 72h); older ones are deleted
+    /// after each backup, except those of the newest chain. 0 (the default) keeps every increment
+    /// of every chain that retention keeps. Full backups follow Backup.MaxCount and the
+    /// Backup.Keep* rules.
+    ///
+    /// `Backup.IncrementMaxAge`: duration, default `0`, environment `SQLSEAL_BACKUP_INCREMENTMAXAGE`.
+    pub increment_max_age: Duration,
     /// Number of backups to keep per database; older ones are deleted after each successful backup.
     /// 0 keeps all backups (unless a Backup.Keep* rule is set). Only backups whose header verifies
-    /// count, and the newest is never deleted.
+    /// count, and the newest is never deleted. With increments, it counts full backups, and
+    /// increments go with their chain.
     ///
     /// `Backup.MaxCount`: int, default `10`, environment `SQLSEAL_BACKUP_MAXCOUNT`.
     pub max_count: u64,
@@ -160,6 +176,8 @@ impl Default for Backup {
         Backup {
             location: vec![PathBuf::from("./backups")],
             frequency: Duration::new(86400, 0), // 24h
+            increment_frequency: Duration::ZERO,
+            increment_max_age: Duration::ZERO,
             max_count: 10,
             keep_last: 0,
             keep_hourly: 0,
@@ -376,9 +394,11 @@ choices! {
 
 /// Every parameter, in the order of `docs/parameters.yaml`.
 #[rustfmt::skip]
-pub static PARAMS: [Param; 33] = [
+pub static PARAMS: [Param; 35] = [
     Param::new("Backup.Location", "SQLSEAL_BACKUP_LOCATION", |p| &p.backup.location, |p| &mut p.backup.location),
     Param::new("Backup.Frequency", "SQLSEAL_BACKUP_FREQUENCY", |p| &p.backup.frequency, |p| &mut p.backup.frequency),
+    Param::new("Backup.IncrementFrequency", "SQLSEAL_BACKUP_INCREMENTFREQUENCY", |p| &p.backup.increment_frequency, |p| &mut p.backup.increment_frequency),
+    Param::new("Backup.IncrementMaxAge", "SQLSEAL_BACKUP_INCREMENTMAXAGE", |p| &p.backup.increment_max_age, |p| &mut p.backup.increment_max_age),
     Param::new("Backup.MaxCount", "SQLSEAL_BACKUP_MAXCOUNT", |p| &p.backup.max_count, |p| &mut p.backup.max_count),
     Param::new("Backup.KeepLast", "SQLSEAL_BACKUP_KEEPLAST", |p| &p.backup.keep_last, |p| &mut p.backup.keep_last),
     Param::new("Backup.KeepHourly", "SQLSEAL_BACKUP_KEEPHOURLY", |p| &p.backup.keep_hourly, |p| &mut p.backup.keep_hourly),

@@ -140,6 +140,12 @@ pub struct Settings {
     pub frequency: Option<std::time::Duration>,
     /// Time between restore drills; `None` turns drills off.
     pub verify_frequency: Option<std::time::Duration>,
+    /// `Backup.IncrementFrequency`: time between increments; `None` makes
+    /// full backups only.
+    pub increment_frequency: Option<std::time::Duration>,
+    /// `Backup.IncrementMaxAge`: increments older than this are deleted
+    /// (but the newest chain's); `None` keeps them with their chain.
+    pub increment_max_age: Option<jiff::SignedDuration>,
     /// `Metrics.Listen`: where to serve `/metrics` and `/healthz`, checked
     /// to be a `HOST:PORT`; `None` when empty.
     pub metrics_listen: Option<String>,
@@ -312,6 +318,20 @@ impl Settings {
         let frequency = (!frequency.is_zero()).then_some(frequency);
         let verify_frequency = b.verify_frequency.as_std();
         let verify_frequency = (!verify_frequency.is_zero()).then_some(verify_frequency);
+        let increment_frequency = b.increment_frequency.as_std();
+        if !increment_frequency.is_zero() && increment_frequency < std::time::Duration::from_secs(1)
+        {
+            return Err(invalid(
+                "Backup.IncrementFrequency",
+                format!(
+                    "{} is below the smallest value, 1s; use 1s or more, or 0 to make full backups only",
+                    b.increment_frequency
+                ),
+            ));
+        }
+        let increment_frequency = (!increment_frequency.is_zero()).then_some(increment_frequency);
+        let increment_max_age =
+            (!b.increment_max_age.is_zero()).then(|| b.increment_max_age.as_jiff());
         let metrics_listen = metrics_listen(&params.metrics.listen)?;
         let health = health_policy(params);
         let on_failure = match params.restore.on_failure {
@@ -337,6 +357,8 @@ impl Settings {
             temp_dir,
             frequency,
             verify_frequency,
+            increment_frequency,
+            increment_max_age,
             metrics_listen,
             health,
             max_count: b.max_count,

@@ -75,7 +75,10 @@ pub use health::{HealthPolicy, stale_reasons};
 pub use names::{NamedDatabase, check_name, discover, pattern_base};
 pub use newest::{NewestBackup, newest_record_path, read_newest};
 pub use restore::{AutoRestoreReport, Refused, RestoreOutcome, auto_restore_settings};
-pub use retention::{Decision, RetentionPolicy, beyond_max_count, decide, to_delete};
+pub use retention::{
+    ChainMember, Decision, IncrementRetention, RetentionPolicy, beyond_max_count, decide,
+    decide_chains, deletion_order, to_delete,
+};
 pub use scheduler::{BackupDone, DatabaseJob, DrillDone, Scheduler, SqliteJob};
 pub use status::{
     DatabaseStatus, STATUS_WRITE_INTERVAL, StatusError, StatusReport, StatusWriter, read_status,

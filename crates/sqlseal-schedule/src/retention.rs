@@ -13,11 +13,18 @@
 //!
 //! Pass only backups whose headers authenticated: a time nobody vouches for
 //! must not push genuine backups out.
+//!
+//! Chains ([`decide_chains`]): the rules count full backups only, and an
+//! increment goes with its chain's full backup. `Backup.IncrementMaxAge`
+//! also drops the increments older than its window, except those of the
+//! newest chain (a point-in-time window never leaves the newest full backup
+//! without its increments).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::tz::TimeZone;
-use sqlseal_format::CreatedAt;
+use jiff::{SignedDuration, Timestamp};
+use sqlseal_format::{BackupId, ChainLink, CreatedAt, Header};
 
 /// The retention rules; 0 means a rule is unused. With the `clap` feature
 /// it is also the `--max-count` and `--keep-*` options of `backup prune`
@@ -189,10 +196,250 @@ pub fn beyond_max_count(backups: &[(String, CreatedAt)], max_count: u64) -> Vec<
     to_delete(backups, &RetentionPolicy::max_count(max_count))
 }
 
+/// One authenticated backup, as chain-aware retention sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainMember {
+    /// The backup's name.
+    pub name: String,
+    /// Its id.
+    pub id: BackupId,
+    /// Its creation time.
+    pub created: CreatedAt,
+    /// For an increment, its place in its chain.
+    pub chain: Option<ChainLink>,
+}
+
+impl ChainMember {
+    /// From an authenticated header.
+    pub fn from_header(name: &str, header: &Header) -> Self {
+        let m = &header.metadata;
+        ChainMember {
+            name: name.to_owned(),
+            id: m.backup_id,
+            created: m.created,
+            chain: m.chain,
+        }
+    }
+}
+
+/// What to do with increments beside the rules for full backups.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IncrementRetention {
+    /// Drop increments older than this (but the newest chain's).
+    pub max_age: Option<SignedDuration>,
+    /// The time `max_age` counts back from.
+    pub now: Option<Timestamp>,
+    /// Keep increments whose full backup is not among those given (when
+    /// some backup in the store did not authenticate, its full backup may
+    /// be one of them); otherwise such increments, which cannot be
+    /// restored, are deleted.
+    pub keep_orphans: bool,
+}
+
+/// Decides for every backup of a store that may hold chains: the policy's
+/// rules decide for the full backups; each increment is kept with its
+/// chain's full backup (`chain`), unless [`IncrementRetention`] drops it.
+/// Decisions come newest first; [`deletion_order`] orders the deletions.
+pub fn decide_chains(
+    backups: &[ChainMember],
+    policy: &RetentionPolicy,
+    increments: IncrementRetention,
+) -> Vec<Decision> {
+    let fulls: Vec<(String, CreatedAt)> = backups
+        .iter()
+        .filter(|b| b.chain.is_none())
+        .map(|b| (b.name.clone(), b.created))
+        .collect();
+    let full_decisions = decide(&fulls, policy);
+    let newest_full = full_decisions.first().map(|d| d.name.clone());
+    let kept_fulls: HashMap<BackupId, bool> = backups
+        .iter()
+        .filter(|b| b.chain.is_none())
+        .map(|b| {
+            let kept = full_decisions.iter().any(|d| d.name == b.name && d.keep());
+            (b.id, kept)
+        })
+        .collect();
+    let newest_chain = backups
+        .iter()
+        .find(|b| Some(&b.name) == newest_full.as_ref())
+        .map(|b| b.id);
+    let cutoff = match (increments.max_age, increments.now) {
+        (Some(age), Some(now)) if !age.is_zero() => now.checked_sub(age).ok(),
+        _ => None,
+    };
+    let mut out: Vec<Decision> = full_decisions;
+    for b in backups {
+        let Some(link) = b.chain else { continue };
+        let mut kept_by = Vec::new();
+        match kept_fulls.get(&link.full) {
+            Some(true) => {
+                let too_old = cutoff.is_some_and(|c| b.created.timestamp() < c);
+                if !too_old || newest_chain == Some(link.full) {
+                    kept_by.push("chain");
+                }
+            }
+            Some(false) => {}
+            None if increments.keep_orphans => kept_by.push("orphan"),
+            None => {}
+        }
+        out.push(Decision {
+            name: b.name.clone(),
+            created: b.created,
+            kept_by,
+        });
+    }
+    out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.name.cmp(&a.name)));
+    out
+}
+
+/// The names `decisions` delete, in a safe order: increments before full
+/// backups, and within those the newest first, so that a deletion cut
+/// short leaves every chain a shorter chain that still restores.
+pub fn deletion_order(decisions: &[Decision], backups: &[ChainMember]) -> Vec<String> {
+    let sequence = |name: &str| {
+        backups
+            .iter()
+            .find(|b| b.name == name)
+            .and_then(|b| b.chain)
+            .map_or(0, |l| l.sequence)
+    };
+    let mut doomed: Vec<&Decision> = decisions.iter().filter(|d| !d.keep()).collect();
+    doomed.sort_by(|a, b| {
+        sequence(&b.name)
+            .cmp(&sequence(&a.name))
+            .then_with(|| b.created.cmp(&a.created))
+    });
+    doomed.into_iter().map(|d| d.name.clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use jiff::civil::date;
+
+    /// `n` chains of a full backup and `links` increments, a day apart
+    /// (increments an hour apart), oldest first.
+    fn chains(n: u8, links: u32) -> Vec<ChainMember> {
+        let mut out = Vec::new();
+        for c in 0..n {
+            let full = BackupId([c + 1; 16]);
+            let day = i64::from(c) * 86_400;
+            out.push(ChainMember {
+                name: format!("full{c}"),
+                id: full,
+                created: at(day),
+                chain: None,
+            });
+            let mut parent = full;
+            for s in 1..=links {
+                let id = BackupId([c + 1, s as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+                out.push(ChainMember {
+                    name: format!("inc{c}-{s}"),
+                    id,
+                    created: at(day + i64::from(s) * 3600),
+                    chain: Some(ChainLink {
+                        full,
+                        parent,
+                        parent_image: [0; 32],
+                        sequence: s,
+                    }),
+                });
+                parent = id;
+            }
+        }
+        out
+    }
+
+    fn names(decisions: &[Decision], keep: bool) -> Vec<String> {
+        let mut v: Vec<String> = decisions
+            .iter()
+            .filter(|d| d.keep() == keep)
+            .map(|d| d.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn max_count_counts_full_backups_and_increments_go_with_their_chain() {
+        let backups = chains(4, 5);
+        let decisions = decide_chains(
+            &backups,
+            &RetentionPolicy::max_count(2),
+            IncrementRetention::default(),
+        );
+        assert_eq!(decisions.len(), backups.len());
+        let deleted = names(&decisions, false);
+        let expected: Vec<String> = ["full0", "full1"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((0..2).flat_map(|c| (1..=5).map(move |s| format!("inc{c}-{s}"))))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(deleted, expected);
+        // Increments first, newest link first; full backups last.
+        let order = deletion_order(&decisions, &backups);
+        assert_eq!(order.len(), 12);
+        assert!(order[..10].iter().all(|n| n.starts_with("inc")));
+        assert!(
+            order[0].ends_with("-5") && order[9].ends_with("-1"),
+            "{order:?}"
+        );
+        assert!(order[10..].iter().all(|n| n.starts_with("full")));
+    }
+
+    #[test]
+    fn increment_max_age_spares_the_newest_chain() {
+        let backups = chains(3, 4);
+        let now = at(2 * 86_400 + 10 * 3600).timestamp();
+        let decisions = decide_chains(
+            &backups,
+            &RetentionPolicy::max_count(3),
+            IncrementRetention {
+                max_age: Some(SignedDuration::from_hours(40)),
+                now: Some(now),
+                keep_orphans: false,
+            },
+        );
+        let deleted = names(&decisions, false);
+        // Now is 58 h after chain 0's full backup: chain 0's increments
+        // (1 h to 4 h) are older than 40 h, chain 1's (25 h to 28 h) are
+        // not, and chain 2 is the newest chain.
+        assert_eq!(deleted, vec!["inc0-1", "inc0-2", "inc0-3", "inc0-4"]);
+        let old_newest = decide_chains(
+            &backups,
+            &RetentionPolicy::max_count(3),
+            IncrementRetention {
+                max_age: Some(SignedDuration::from_hours(1)),
+                now: Some(now + SignedDuration::from_hours(100)),
+                keep_orphans: false,
+            },
+        );
+        assert!(names(&old_newest, true).contains(&"inc2-4".to_owned()));
+        assert!(!names(&old_newest, true).contains(&"inc1-1".to_owned()));
+    }
+
+    #[test]
+    fn orphans_are_kept_only_when_asked() {
+        let backups: Vec<ChainMember> = chains(2, 2)
+            .into_iter()
+            .filter(|b| b.name != "full0")
+            .collect();
+        let policy = RetentionPolicy::max_count(5);
+        let dropped = decide_chains(&backups, &policy, IncrementRetention::default());
+        assert_eq!(names(&dropped, false), vec!["inc0-1", "inc0-2"]);
+        let kept = decide_chains(
+            &backups,
+            &policy,
+            IncrementRetention {
+                keep_orphans: true,
+                ..IncrementRetention::default()
+            },
+        );
+        assert!(names(&kept, false).is_empty());
+    }
 
     fn at(s: i64) -> CreatedAt {
         CreatedAt::from_microsecond(s * 1_000_000).expect("valid")

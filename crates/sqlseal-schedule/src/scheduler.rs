@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, EngineError, HeaderCheck, IntegrityCheck, NoProgress, VerifyOptions,
-    create_backup, list_backups, verify_backup,
+    BackupOptions, CancelFlag, ChainState, EngineError, HeaderCheck, IncrementOutcome,
+    IntegrityCheck, NoProgress, VerifyOptions, create_backup, create_increment, list_backups,
+    start_chain, verify_backup,
 };
 use sqlseal_format::CreatedAt;
 use sqlseal_source::{ChangeMarker, SnapshotOptions, SqliteSource, change_marker};
@@ -25,7 +26,7 @@ use crate::config::{DatabaseConfig, Settings};
 use crate::events::{Event, Observer, Target};
 use crate::newest::{NewestBackup, record_newest};
 use crate::restore::AutoRestoreReport;
-use crate::retention::to_delete;
+use crate::retention::{ChainMember, IncrementRetention, decide_chains, deletion_order};
 use crate::status::StatusWriter;
 use crate::{DatabaseLocks, ScheduleError, lock_all, now_string};
 
@@ -46,6 +47,8 @@ pub struct BackupDone {
     pub kept: usize,
     /// Bytes the new backup took in the store.
     pub size: u64,
+    /// Whether it is an increment (a full backup otherwise).
+    pub increment: bool,
 }
 
 /// What one passed restore drill verified.
@@ -85,6 +88,18 @@ pub trait DatabaseJob: Send + Sync + 'static {
     fn unchanged(&self) -> bool {
         false
     }
+    /// Makes an increment stamped `now` (`Backup.IncrementFrequency`):
+    /// `Ok(None)` when nothing changed since the last backup (nothing
+    /// written, no request to the store); a full backup that starts a new
+    /// chain when none can be continued. Jobs without increments make a
+    /// full backup.
+    fn increment(
+        &self,
+        now: Timestamp,
+        cancel: &CancelFlag,
+    ) -> Result<Option<BackupDone>, ScheduleError> {
+        self.backup(now, cancel).map(Some)
+    }
     /// Fully verifies the newest backup (a restore drill); `Ok(None)` when
     /// there is no backup to drill yet. Jobs without drills return `None`.
     fn drill(&self, cancel: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
@@ -103,8 +118,36 @@ pub struct SqliteJob {
     db: DatabaseConfig,
     location: String,
     settings: Arc<Settings>,
-    /// SQLite's change counters when the last backup started.
+    /// SQLite's change counters when the last full backup started.
     marker: std::sync::Mutex<Option<ChangeMarker>>,
+    /// The same when the last backup of any kind started.
+    increment_marker: std::sync::Mutex<Option<ChangeMarker>>,
+    /// The chain increments continue (with `Backup.IncrementFrequency`).
+    chain: std::sync::Mutex<ChainSlot>,
+    /// Backups kept after the last retention, plus increments since.
+    kept: std::sync::atomic::AtomicUsize,
+}
+
+/// The chain a job continues, and whether its state file was read yet.
+#[derive(Default)]
+struct ChainSlot {
+    state: Option<ChainState>,
+    loaded: bool,
+}
+
+/// Where the chain state of the database at `db` for `location` is kept:
+/// beside the database (the one place that holds its plaintext already),
+/// hidden, one file per location.
+pub fn chain_state_path(db: &Path, location: &str) -> PathBuf {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in location.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let file = db
+        .file_name()
+        .map_or_else(|| "database".into(), |n| n.to_string_lossy().into_owned());
+    db.with_file_name(format!(".{file}.sqlseal-chain-{hash:016x}"))
 }
 
 impl SqliteJob {
@@ -115,7 +158,88 @@ impl SqliteJob {
             db,
             settings,
             marker: std::sync::Mutex::new(None),
+            increment_marker: std::sync::Mutex::new(None),
+            chain: std::sync::Mutex::new(ChainSlot::default()),
+            kept: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    fn chain_path(&self) -> PathBuf {
+        chain_state_path(&self.db.path, &self.location)
+    }
+
+    /// The chain to continue: the one in memory, else (once) the state
+    /// file's, if the store still holds the link it names; `None` means a
+    /// full backup next.
+    fn take_chain(&self) -> Option<ChainState> {
+        let mut slot = self.chain.lock().ok()?;
+        if let Some(state) = slot.state.take() {
+            return Some(state);
+        }
+        if std::mem::replace(&mut slot.loaded, true) {
+            return None;
+        }
+        let path = self.chain_path();
+        let state = match ChainState::load(&path) {
+            Ok(Some(state)) => state,
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(database = %self.db.name, error = %e, "chain state unusable; the next backup is a full one");
+                return None;
+            }
+        };
+        // The newest link it names must be in the store and authenticate,
+        // in the same chain: otherwise increments would follow nothing.
+        let listed = list_backups(self.db.store.as_ref(), Some(&self.settings.keyring)).ok()?;
+        let found = listed.iter().filter_map(|b| b.verified_header()).any(|h| {
+            let m = &h.metadata;
+            m.backup_id == state.parent
+                && m.chain.map_or(m.backup_id == state.full, |l| {
+                    l.full == state.full && l.sequence == state.sequence
+                })
+        });
+        if found {
+            info!(database = %self.db.name, link = state.sequence, "continuing the chain of the last run");
+            Some(state)
+        } else {
+            warn!(database = %self.db.name, path = %path.display(), "the chain state names a backup that is not in the store; the next backup is a full one");
+            None
+        }
+    }
+
+    /// Keeps `state` for the next increment, in memory and on disk.
+    fn keep_chain(&self, state: ChainState) {
+        if let Err(e) = state.save(&self.chain_path()) {
+            warn!(database = %self.db.name, error = %e, "could not write the chain state; a restart starts a new chain");
+        }
+        if let Ok(mut slot) = self.chain.lock() {
+            slot.state = Some(state);
+            slot.loaded = true;
+        }
+    }
+
+    /// Puts back the chain `take_chain` gave, unchanged.
+    fn keep_chain_in_memory(&self, state: ChainState) {
+        if let Ok(mut slot) = self.chain.lock() {
+            slot.state = Some(state);
+        }
+    }
+
+    fn source(&self, check: sqlseal_source::CheckLevel) -> SqliteSource {
+        let s = &self.settings;
+        let mut snapshot = SnapshotOptions::new(s.method);
+        snapshot.temp_dir = s.snapshot_temp_dir.clone();
+        snapshot.check = check;
+        SqliteSource::new(&self.db.path, snapshot)
+    }
+
+    fn backup_options(&self, now: Timestamp) -> BackupOptions {
+        let s = &self.settings;
+        let mut options = BackupOptions::new(s.recipients.clone(), s.signer.clone());
+        options.chunk_size = s.chunk_size;
+        options.created_at = Some(CreatedAt::from_timestamp(now));
+        options.database_name = Some(self.db.name.clone());
+        options
     }
 
     fn engine_err(&self, source: EngineError) -> ScheduleError {
@@ -146,6 +270,70 @@ impl DatabaseJob for SqliteJob {
     fn unchanged(&self) -> bool {
         let last = self.marker.lock().map(|m| m.clone()).unwrap_or(None);
         last.is_some() && change_marker(&self.db.path) == last
+    }
+
+    fn increment(
+        &self,
+        now: Timestamp,
+        cancel: &CancelFlag,
+    ) -> Result<Option<BackupDone>, ScheduleError> {
+        if self.db.path.symlink_metadata().is_err() {
+            return Err(ScheduleError::DatabaseMissing(self.db.path.clone()));
+        }
+        // Idle: SQLite's counters did not move since the last backup of
+        // any kind; no snapshot, no request.
+        let marker = change_marker(&self.db.path);
+        let last = self
+            .increment_marker
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or(None);
+        if last.is_some() && marker == last {
+            return Ok(None);
+        }
+        let Some(state) = self.take_chain() else {
+            info!(database = %self.db.name, "no chain to continue; a full backup starts one");
+            return self.backup(now, cancel).map(Some);
+        };
+        // Increments record no integrity check (a check of the whole
+        // image every second would cost more than the increment).
+        let source = self.source(sqlseal_source::CheckLevel::None);
+        let options = self.backup_options(now);
+        let store = self.db.store.as_ref();
+        match create_increment(&source, store, &options, &state, cancel, &NoProgress) {
+            Ok(IncrementOutcome::Unchanged) => {
+                self.keep_chain_in_memory(state);
+                if let Ok(mut m) = self.increment_marker.lock() {
+                    *m = marker;
+                }
+                Ok(None)
+            }
+            Ok(IncrementOutcome::Written(made, next)) => {
+                self.keep_chain(next);
+                if let Ok(mut m) = self.increment_marker.lock() {
+                    *m = marker;
+                }
+                let kept = self.kept.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                Ok(Some(BackupDone {
+                    name: made.name,
+                    created: made.header.metadata.created.timestamp(),
+                    deleted: Vec::new(),
+                    kept,
+                    size: made.size,
+                    increment: true,
+                }))
+            }
+            Err(e @ EngineError::ChainState { .. }) => {
+                warn!(database = %self.db.name, error = %e, "the chain cannot be continued; a full backup starts a new one");
+                self.backup(now, cancel).map(Some)
+            }
+            Err(e) => {
+                // Nothing became visible: the same parent is still the
+                // newest link.
+                self.keep_chain_in_memory(state);
+                Err(self.engine_err(e))
+            }
+        }
     }
 
     fn drill(&self, cancel: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
@@ -191,11 +379,15 @@ impl DatabaseJob for SqliteJob {
         }))
     }
 
+    /// The newest full backup's time (increments do not postpone the
+    /// next full backup).
     fn newest_backup(&self) -> Result<Option<Timestamp>, ScheduleError> {
         match list_backups(self.db.store.as_ref(), Some(&self.settings.keyring)) {
             Ok(listed) => Ok(listed
                 .iter()
-                .filter_map(|b| b.verified_created())
+                .filter_map(|b| b.verified_header())
+                .filter(|h| !h.metadata.is_increment())
+                .map(|h| h.metadata.created)
                 .max()
                 .map(CreatedAt::timestamp)),
             Err(EngineError::Store(StoreError::NoDirectory(_))) => Ok(None),
@@ -221,18 +413,21 @@ impl DatabaseJob for SqliteJob {
             }
         }
         let s = &self.settings;
-        let mut snapshot = SnapshotOptions::new(s.method);
-        snapshot.temp_dir = s.snapshot_temp_dir.clone();
         // Backup.Check: a snapshot that fails it fails this run, before
         // anything is stored or deleted.
-        snapshot.check = s.check;
-        let source = SqliteSource::new(&self.db.path, snapshot);
-        let mut options = BackupOptions::new(s.recipients.clone(), s.signer.clone());
-        options.chunk_size = s.chunk_size;
-        options.created_at = Some(CreatedAt::from_timestamp(now));
-        options.database_name = Some(self.db.name.clone());
-        let made = create_backup(&source, store, &options, cancel, &NoProgress)
-            .map_err(|e| self.engine_err(e))?;
+        let source = self.source(s.check);
+        let options = self.backup_options(now);
+        // With increments, the full backup starts a chain: its pages are
+        // hashed on the way for the first increment to compare with.
+        let (made, chain) = if s.increment_frequency.is_some() {
+            let (made, state) = start_chain(&source, store, &options, cancel, &NoProgress)
+                .map_err(|e| self.engine_err(e))?;
+            (made, Some(state))
+        } else {
+            let made = create_backup(&source, store, &options, cancel, &NoProgress)
+                .map_err(|e| self.engine_err(e))?;
+            (made, None)
+        };
         // Read the new backup back before deleting anything older.
         let read_back = VerifyOptions {
             temp_dir: s.temp_dir.clone(),
@@ -264,13 +459,32 @@ impl DatabaseJob for SqliteJob {
                 warn!(database = %self.db.name, backup = %b.entry.name, error = %reason, "backup does not authenticate; retention neither counts nor deletes it");
             }
         }
-        let dated: Vec<(String, CreatedAt)> = listed
+        if let Some(state) = chain {
+            // Only now, with the backup durable and read back, do
+            // increments follow it.
+            self.keep_chain(state);
+        }
+        if let Ok(mut m) = self.increment_marker.lock() {
+            *m = marker.clone();
+        }
+        let members: Vec<ChainMember> = listed
             .iter()
-            .filter_map(|b| b.verified_created().map(|c| (b.entry.name.clone(), c)))
+            .filter_map(|b| {
+                b.verified_header()
+                    .map(|h| ChainMember::from_header(&b.entry.name, h))
+            })
             .collect();
+        let increments = IncrementRetention {
+            max_age: s.increment_max_age,
+            now: Some(now),
+            // A full backup that did not authenticate may be the one an
+            // increment follows: keep such increments.
+            keep_orphans: listed.iter().any(|b| !b.is_verified()),
+        };
+        let decisions = decide_chains(&members, &s.retention, increments);
         // The backup just made and read back is never deleted, even if a
         // validly signed one claims a later time.
-        let doomed: Vec<String> = to_delete(&dated, &s.retention)
+        let doomed: Vec<String> = deletion_order(&decisions, &members)
             .into_iter()
             .filter(|name| *name != made.name)
             .collect();
@@ -289,12 +503,15 @@ impl DatabaseJob for SqliteJob {
         if let Ok(mut m) = self.marker.lock() {
             *m = marker;
         }
+        let kept = members.len() - deleted.len();
+        self.kept.store(kept, std::sync::atomic::Ordering::Relaxed);
         Ok(BackupDone {
             name: made.name,
             created: verified.header.metadata.created.timestamp(),
-            kept: dated.len() - deleted.len(),
+            kept,
             deleted,
             size: made.size,
+            increment: false,
         })
     }
 }
@@ -314,6 +531,7 @@ pub struct Scheduler {
     jobs: Vec<Arc<dyn DatabaseJob>>,
     frequency: Option<Duration>,
     drill_frequency: Option<Duration>,
+    increment_frequency: Option<Duration>,
     clock: Arc<dyn Clock>,
     status: Option<Arc<StatusWriter>>,
     observers: Vec<Arc<dyn Observer>>,
@@ -359,6 +577,7 @@ impl Scheduler {
             jobs,
             frequency: settings.frequency,
             drill_frequency: settings.verify_frequency,
+            increment_frequency: settings.increment_frequency,
             clock,
             status: Some(Arc::new(status)),
             observers: Vec::new(),
@@ -386,6 +605,7 @@ impl Scheduler {
             jobs,
             frequency,
             drill_frequency: None,
+            increment_frequency: None,
             clock,
             status: None,
             observers: Vec::new(),
@@ -394,6 +614,12 @@ impl Scheduler {
             settings: None,
             concurrency: usize::MAX >> 4,
         }
+    }
+
+    /// Increments every `every` between full backups (`None`: none).
+    pub fn incrementing(mut self, every: Option<Duration>) -> Self {
+        self.increment_frequency = every;
+        self
     }
 
     /// At most `n` backups and drills in flight at once (at least one).
@@ -464,13 +690,17 @@ impl Scheduler {
         if self.frequency.is_none() {
             info!("Backup.Frequency is 0: scheduled backups are disabled");
         }
-        if self.frequency.is_none() && self.drill_frequency.is_none() {
+        if self.frequency.is_none()
+            && self.drill_frequency.is_none()
+            && self.increment_frequency.is_none()
+        {
             token.cancelled().await;
             return Ok(());
         }
         let context = Arc::new(LoopContext {
             frequency: self.frequency,
             drill_frequency: self.drill_frequency,
+            increment_frequency: self.increment_frequency,
             clock: self.clock,
             status: self.status,
             observers: self.observers,
@@ -730,6 +960,7 @@ fn emit(observers: &[Arc<dyn Observer>], event: &Event<'_>) {
 struct LoopContext {
     frequency: Option<Duration>,
     drill_frequency: Option<Duration>,
+    increment_frequency: Option<Duration>,
     clock: Arc<dyn Clock>,
     status: Option<Arc<StatusWriter>>,
     observers: Vec<Arc<dyn Observer>>,
@@ -748,6 +979,50 @@ impl LoopContext {
 
     fn emit(&self, event: &Event<'_>) {
         emit(&self.observers, event);
+    }
+
+    /// Reports a backup (full or increment) that succeeded: event and status.
+    fn succeeded(
+        &self,
+        target: Target<'_>,
+        started: Timestamp,
+        duration: Duration,
+        done: &BackupDone,
+    ) {
+        self.emit(&Event::BackupSucceeded {
+            target,
+            started,
+            created: done.created,
+            duration,
+            bytes: done.size,
+            kept: done.kept,
+        });
+        self.update(target, |s| {
+            s.last_success = Some(now_string(done.created));
+            s.last_backup = Some(done.name.clone());
+            s.last_error = None;
+            s.backup_count = Some(done.kept);
+            s.last_duration_ms = Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+            s.last_size = Some(done.size);
+        });
+    }
+
+    /// Reports a backup (full or increment) that failed: event and status.
+    fn failed(
+        &self,
+        target: Target<'_>,
+        started: Timestamp,
+        duration: Duration,
+        error: &ScheduleError,
+    ) {
+        self.emit(&Event::BackupFailed {
+            target,
+            started,
+            duration,
+            kind: error.kind(),
+        });
+        let message = error.to_string();
+        self.update(target, |s| s.last_error = Some(message));
     }
 
     /// Runs `work` on a blocking thread once a permit is free; on shutdown
@@ -829,26 +1104,34 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
     let mut drill_due = cx
         .drill_frequency
         .map(|every| first_drill_due(last_drill, now, every));
+    let mut increment_due = cx
+        .increment_frequency
+        .map(|every| now.checked_add(every).unwrap_or(now));
     // Whether "waiting for the database to be created" was logged, so that
     // it is said once, not at every slot.
     let mut waiting = false;
     loop {
-        // The earlier of the next backup and the next drill; a backup
-        // goes first on a tie, so a first drill sees the newest backup.
-        let (drill, when, period) = match (due, drill_due, cx.frequency, cx.drill_frequency) {
-            (Some(b), Some(d), _, Some(every)) if d < b => (true, d, every),
-            (Some(b), _, Some(every), _) => (false, b, every),
-            (None, Some(d), _, Some(every)) => (true, d, every),
-            _ => {
-                token.cancelled().await;
-                break;
-            }
+        // The earliest of the next backup, increment and drill; on a tie a
+        // full backup goes first, then an increment, so that a drill sees
+        // the newest backup.
+        let next = [
+            (due, cx.frequency, Slot::Backup),
+            (increment_due, cx.increment_frequency, Slot::Increment),
+            (drill_due, cx.drill_frequency, Slot::Drill),
+        ]
+        .into_iter()
+        .filter_map(|(when, every, slot)| Some((when?, slot, every?)))
+        .min_by_key(|(when, slot, _)| (*when, *slot));
+        let Some((when, slot, period)) = next else {
+            token.cancelled().await;
+            break;
         };
+        let drill = slot == Slot::Drill;
         cx.update(target, |s| {
             s.next_due = due.map(now_string);
             s.next_drill = drill_due.map(now_string);
         });
-        if !waiting && !drill {
+        if !waiting && slot == Slot::Backup {
             info!(database = %name, next_due = %now_string(when), "next backup scheduled");
         }
         tokio::select! {
@@ -861,6 +1144,21 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
                 break;
             }
             drill_due = started.checked_add(period).ok();
+            continue;
+        }
+        if slot == Slot::Increment {
+            increment_due = started.checked_add(period).ok().or(Some(started));
+            match run_increment(&job, &cx, &token, target, started).await {
+                IncrementRun::Stopped => break,
+                IncrementRun::Done(Some(created)) => {
+                    // It was a full backup (no chain to continue).
+                    due = created
+                        .checked_add(cx.frequency.unwrap_or(period))
+                        .ok()
+                        .or(Some(started));
+                }
+                IncrementRun::Done(None) => {}
+            }
             continue;
         }
         if job.unchanged() {
@@ -886,23 +1184,7 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
             Ok(done) => {
                 waiting = false;
                 info!(database = %name, backup = %done.name, deleted = done.deleted.len(), kept = done.kept, "backup done");
-                cx.emit(&Event::BackupSucceeded {
-                    target,
-                    started,
-                    created: done.created,
-                    duration,
-                    bytes: done.size,
-                    kept: done.kept,
-                });
-                cx.update(target, |s| {
-                    s.last_success = Some(now_string(done.created));
-                    s.last_backup = Some(done.name.clone());
-                    s.last_error = None;
-                    s.backup_count = Some(done.kept);
-                    s.last_duration_ms =
-                        Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
-                    s.last_size = Some(done.size);
-                });
+                cx.succeeded(target, started, duration, &done);
                 due = done.created.checked_add(period).ok().or(Some(started));
             }
             Err(ScheduleError::DatabaseMissing(path)) => {
@@ -922,19 +1204,67 @@ async fn database_loop(job: Arc<dyn DatabaseJob>, cx: Arc<LoopContext>, token: C
             }
             Err(e) => {
                 warn!(database = %name, error = %e, "backup failed; retrying at the next slot");
-                cx.emit(&Event::BackupFailed {
-                    target,
-                    started,
-                    duration,
-                    kind: e.kind(),
-                });
-                let message = e.to_string();
-                cx.update(target, |s| s.last_error = Some(message));
+                cx.failed(target, started, duration, &e);
                 due = started.checked_add(period).ok().or(Some(started));
             }
         }
     }
     info!(database = %name, "scheduler stopped");
+}
+
+/// What a loop runs at a due time; ordered for ties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Backup,
+    Increment,
+    Drill,
+}
+
+/// How an increment slot ended.
+enum IncrementRun {
+    /// Shutdown interrupted it.
+    Stopped,
+    /// Done; with the creation time of a full backup made instead.
+    Done(Option<Timestamp>),
+}
+
+/// One increment (or, with no chain to continue, a full backup).
+async fn run_increment(
+    job: &Arc<dyn DatabaseJob>,
+    cx: &LoopContext,
+    token: &CancellationToken,
+    target: Target<'_>,
+    started: Timestamp,
+) -> IncrementRun {
+    let name = target.database;
+    let clock = Instant::now();
+    let result = {
+        let job = job.clone();
+        cx.run_blocking(token, move |cancel| job.increment(started, cancel))
+            .await
+    };
+    let Some(result) = result else {
+        return IncrementRun::Stopped;
+    };
+    let duration = clock.elapsed();
+    match result {
+        Ok(None) | Err(ScheduleError::DatabaseMissing(_)) => IncrementRun::Done(None),
+        Ok(Some(done)) => {
+            let full = !done.increment;
+            tracing::debug!(database = %name, backup = %done.name, bytes = done.size, "increment done");
+            cx.succeeded(target, started, duration, &done);
+            IncrementRun::Done(full.then_some(done.created))
+        }
+        Err(e) if token.is_cancelled() => {
+            info!(database = %name, error = %e, "increment cancelled by shutdown");
+            IncrementRun::Stopped
+        }
+        Err(e) => {
+            warn!(database = %name, error = %e, "increment failed; retrying at the next slot");
+            cx.failed(target, started, duration, &e);
+            IncrementRun::Done(None)
+        }
+    }
 }
 
 /// One restore drill; false when shutdown interrupted it.
@@ -1100,6 +1430,7 @@ mod tests {
                 deleted: Vec::new(),
                 kept: 1,
                 size: 0,
+                increment: false,
             })
         }
     }
@@ -1280,7 +1611,25 @@ mod tests {
                 deleted: Vec::new(),
                 kept: 1,
                 size: 0,
+                increment: false,
             })
+        }
+        fn increment(
+            &self,
+            now: Timestamp,
+            _: &CancelFlag,
+        ) -> Result<Option<BackupDone>, ScheduleError> {
+            let at = secs_after(now, base());
+            self.log.lock().expect("lock").push(("increment", at));
+            // Every other one finds nothing changed.
+            Ok((at % 60 != 0).then(|| BackupDone {
+                name: format!("i-{now}"),
+                created: now,
+                deleted: Vec::new(),
+                kept: 1,
+                size: 0,
+                increment: true,
+            }))
         }
         fn drill(&self, _: &CancelFlag) -> Result<Option<DrillDone>, ScheduleError> {
             let now = self.clock.now();
@@ -1327,6 +1676,42 @@ mod tests {
                 ("drill", 7200),
             ],
             "a backup goes first on a tie; drills keep their own period"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn increments_run_on_their_own_period_between_full_backups() {
+        let clock = TestClock::new(base());
+        let job = Arc::new(DrillJob {
+            clock: clock.clone(),
+            log: Mutex::new(Vec::new()),
+        });
+        let token = CancellationToken::new();
+        let handle = Scheduler::from_jobs(
+            vec![job.clone() as Arc<dyn DatabaseJob>],
+            Some(Duration::from_secs(100)),
+            clock,
+        )
+        .incrementing(Some(Duration::from_secs(30)))
+        .spawn(token.clone());
+        tokio::time::sleep(Duration::from_secs(205)).await;
+        token.cancel();
+        handle.await.expect("join").expect("scheduler");
+        let log = job.log.lock().expect("lock").clone();
+        assert_eq!(
+            log,
+            vec![
+                ("backup", 0),
+                ("increment", 30),
+                ("increment", 60),
+                ("increment", 90),
+                ("backup", 100),
+                ("increment", 120),
+                ("increment", 150),
+                ("increment", 180),
+                ("backup", 200),
+            ],
+            "an unchanged database (60 s, 120 s, 180 s) costs a slot, not a backup"
         );
     }
 

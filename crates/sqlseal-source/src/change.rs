@@ -17,6 +17,10 @@ pub struct ChangeMarker {
     header: [u8; 8],
     /// The database file's size.
     db_len: u64,
+    /// The database file's modification time: in WAL mode the change
+    /// counter need not move, and a checkpoint that copies a commit into
+    /// the file and removes the WAL would otherwise leave no trace.
+    db_modified: Option<std::time::SystemTime>,
     /// The first 48 bytes of `-shm` (one copy of the WAL-index header:
     /// change counter, last valid frame, page count, salts, checksums),
     /// or none when it or the WAL does not exist (or the WAL is empty).
@@ -59,9 +63,11 @@ pub fn change_marker(path: &Path) -> Option<ChangeMarker> {
         Err(_) => return None,
     };
     let wal_len = len_of(&sidecar(path, "-wal")).filter(|&n| n > 0);
+    let meta = std::fs::metadata(path).ok()?;
     Some(ChangeMarker {
         header,
-        db_len: len_of(path)?,
+        db_len: meta.len(),
+        db_modified: meta.modified().ok(),
         // An empty or missing WAL holds no commits: whatever -shm says
         // then (a reader that just opened the database creates both) is
         // no change. The database header covers what was checkpointed.
@@ -111,6 +117,27 @@ mod tests {
             );
         }
         assert_eq!(change_marker(Path::new("/nonexistent/app.db")), None);
+    }
+
+    #[test]
+    fn a_commit_checkpointed_before_the_next_look_moves_the_marker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("app.db");
+        let conn = Connection::open(&db).expect("open");
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+        )
+        .expect("schema");
+        drop(conn);
+        let closed = change_marker(&db).expect("marker");
+        // One small commit (no new page, page 1 untouched), then the last
+        // close checkpoints it into the file and removes the WAL.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let conn = Connection::open(&db).expect("reopen");
+        conn.execute("UPDATE t SET x = 2", []).expect("commit");
+        drop(conn);
+        assert!(!dir.path().join("app.db-wal").exists(), "the WAL is gone");
+        assert_ne!(change_marker(&db), Some(closed));
     }
 
     #[test]
