@@ -101,7 +101,18 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BackupCommand::List { dir, auth, json } => {
+        BackupCommand::List {
+            dir,
+            auth,
+            chains: true,
+            json,
+        } => {
+            let keyring = auth.keyring()?;
+            list_chains(&dir, keyring.as_ref(), json)
+        }
+        BackupCommand::List {
+            dir, auth, json, ..
+        } => {
             let keyring = auth.keyring()?;
             list(&dir, keyring.as_ref(), json)
         }
@@ -593,6 +604,71 @@ fn list(dir: &Location, keyring: Option<&Keyring>, json: bool) -> anyhow::Result
     Ok(())
 }
 
+/// `backup list --chains`: one row per chain, newest first. With a
+/// keyring only authenticated headers count; without one, the headers'
+/// statements are shown as they are (for display, never to decide).
+fn list_chains(dir: &Location, keyring: Option<&Keyring>, json: bool) -> anyhow::Result<()> {
+    let store = open_location(dir)?;
+    let listed = list_backups(store.as_ref(), keyring)?;
+    #[derive(Serialize)]
+    struct Chain {
+        full: PathBuf,
+        increments: usize,
+        first: String,
+        last: String,
+        size: u64,
+    }
+    let usable = |b: &&ListedBackup| keyring.is_none() || b.is_verified();
+    let mut chains: Vec<Chain> = Vec::new();
+    for full in listed.iter().filter(usable) {
+        let Ok(h) = &full.header else { continue };
+        if h.metadata.is_increment() {
+            continue;
+        }
+        let id = h.metadata.backup_id;
+        let links: Vec<&ListedBackup> = listed
+            .iter()
+            .filter(usable)
+            .filter(|b| {
+                b.header
+                    .as_ref()
+                    .is_ok_and(|h| h.metadata.chain.is_some_and(|c| c.full == id))
+            })
+            .collect();
+        let last = links
+            .iter()
+            .filter_map(|b| b.created())
+            .max()
+            .unwrap_or(h.metadata.created);
+        chains.push(Chain {
+            full: backup_path(store.as_ref(), &full.entry.name),
+            increments: links.len(),
+            first: h.metadata.created.to_string(),
+            last: last.to_string(),
+            size: full.entry.size + links.iter().map(|b| b.entry.size).sum::<u64>(),
+        });
+    }
+    if json {
+        return print_json(&chains);
+    }
+    if keyring.is_none() && !chains.is_empty() {
+        eprintln!(
+            "note: chains and times are as the headers state them, unauthenticated; pass --key to check each header"
+        );
+    }
+    for c in &chains {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            c.full.display(),
+            c.increments,
+            c.first,
+            c.last,
+            c.size
+        );
+    }
+    Ok(())
+}
+
 /// `backup info`: the header of a named backup, or of the newest in a
 /// directory; with a keyring, whether the header authenticates.
 fn info(which: &BackupSelector, keyring: Option<&Keyring>, json: bool) -> anyhow::Result<()> {
@@ -660,6 +736,17 @@ fn info(which: &BackupSelector, keyring: Option<&Keyring>, json: bool) -> anyhow
             /// How `--latest` chose this backup.
             #[serde(skip_serializing_if = "Option::is_none")]
             chosen: Option<&'a str>,
+            /// For an increment: its chain's full backup id, its parent's
+            /// id and image hash, and its place in the chain.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            chain: Option<ChainInfo>,
+        }
+        #[derive(Serialize)]
+        struct ChainInfo {
+            full: String,
+            parent: String,
+            parent_image: String,
+            sequence: u32,
         }
         return print_json(&Info {
             path: backup,
@@ -671,6 +758,12 @@ fn info(which: &BackupSelector, keyring: Option<&Keyring>, json: bool) -> anyhow
             method: &m.method,
             compression: m.compression.to_string(),
             chunk_size: m.chunk_size,
+            chain: m.chain.map(|c| ChainInfo {
+                full: c.full.to_string(),
+                parent: c.parent.to_string(),
+                parent_image: hex(&c.parent_image),
+                sequence: c.sequence,
+            }),
             recipients: &recipients,
             signer: header.signer.to_string(),
             size,
@@ -688,6 +781,15 @@ fn info(which: &BackupSelector, keyring: Option<&Keyring>, json: bool) -> anyhow
     println!("method:      {}", m.method);
     println!("compression: {}", m.compression);
     println!("chunk-size:  {}", m.chunk_size);
+    if let Some(c) = &m.chain {
+        println!(
+            "chain:       increment {} of the chain of full backup {} (applies to {}, image {})",
+            c.sequence,
+            c.full,
+            c.parent,
+            hex(&c.parent_image)
+        );
+    }
     println!("recipients:  {}", recipients.join(", "));
     println!("signer:      {}", header.signer);
     println!("size:        {size}");

@@ -46,7 +46,9 @@ Examples:
   sqlseal backup list --dir backups --key server.pem --trust other-server.pub.pem
   # fields are tab-separated: the paths alone
   sqlseal backup list --dir backups | cut -f1
-  sqlseal backup list --dir backups --json";
+  sqlseal backup list --dir backups --json
+  # one line per chain (full backup, increments, first and last point, bytes)
+  sqlseal backup list --dir backups --chains --key server.pem";
 
 pub const BACKUP_INFO: &str = "\
 Examples:

@@ -334,6 +334,11 @@ enum BackupCommand {
         dir: Location,
         #[command(flatten)]
         auth: OptionalKeys,
+        /// One line per chain instead (a full backup and its increments):
+        /// full backup path, increments, first point, last point, bytes in
+        /// all. With --key, only backups whose header verifies count.
+        #[arg(long)]
+        chains: bool,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,

@@ -154,6 +154,38 @@ fn the_daemon_makes_a_chain_that_restores_at_every_point_across_kill_9() {
         last = counter;
     }
 
+    // `list --chains`: every backup is a full backup or an increment of one.
+    let o = run(
+        sqlseal(
+            &[
+                "backup",
+                "list",
+                "--dir",
+                p(&dir),
+                "--chains",
+                "--key",
+                "server.pem",
+                "--json",
+            ],
+            w,
+        ),
+        LIMIT,
+    );
+    let chains: serde_json::Value =
+        serde_json::from_str(&o.expect_success("list --chains")).expect("json");
+    let chains = chains.as_array().expect("array");
+    let links: u64 = chains
+        .iter()
+        .map(|c| c["increments"].as_u64().expect("increments"))
+        .sum();
+    assert_eq!(chains.len() as u64 + links, all.len() as u64, "{chains:?}");
+    assert!(links >= 5, "{chains:?}");
+    assert!(
+        chains
+            .iter()
+            .all(|c| c["first"].as_str() <= c["last"].as_str())
+    );
+
     // `--at` the time of a point restores that point.
     let o = run(
         sqlseal(&["backup", "list", "--dir", p(&dir), "--json"], w),
