@@ -97,6 +97,24 @@ fn now() -> CreatedAt {
     CreatedAt::from_microsecond(i64::try_from(micros).expect("fits")).expect("in range")
 }
 
+/// Deletes the database (and its -wal, -shm); auto-restore must install
+/// `backup`, refusing none.
+fn lose_and_restore(e: &Env, backup: &str) {
+    std::fs::remove_file(&e.db).expect("lose the database");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", e.db.display()));
+    }
+    let report = auto_restore_settings(&e.settings).expect("auto-restore");
+    assert_eq!(
+        report.databases[0].1,
+        RestoreOutcome::Restored {
+            backup: backup.to_owned(),
+            refused: Vec::new(),
+            older_than_newest: None,
+        }
+    );
+}
+
 #[test]
 fn retention_and_auto_restore_work_on_s3() {
     let Some(server) = S3Server::start() else {
@@ -132,19 +150,7 @@ fn retention_and_auto_restore_work_on_s3() {
     let expected = rows(&e.db);
     let report = auto_restore_settings(&e.settings).expect("auto-restore");
     assert_eq!(report.databases[0].1, RestoreOutcome::Present);
-    std::fs::remove_file(&e.db).expect("lose the database");
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", e.db.display()));
-    }
-    let report = auto_restore_settings(&e.settings).expect("auto-restore");
-    assert_eq!(
-        report.databases[0].1,
-        RestoreOutcome::Restored {
-            backup: made[3].clone(),
-            refused: Vec::new(),
-            older_than_newest: None,
-        }
-    );
+    lose_and_restore(&e, &made[3]);
     assert_eq!(rows(&e.db), expected);
 }
 
@@ -301,4 +307,65 @@ fn sqlseal_run_with_an_s3_location() {
         "logged once: {log}"
     );
     assert_eq!(rows(&db), expected);
+}
+
+/// `Backup.IncrementFrequency` on S3: a chain of increments (one object
+/// each), none while nothing changed, retention that removes a whole
+/// chain once a newer full backup exists, and auto-restore of the newest
+/// point through its chain.
+#[test]
+fn chains_of_increments_work_on_s3() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let mut e = env(&server, "chains", 1, true);
+    e.settings.increment_frequency = Some(Duration::from_secs(1));
+    let job = SqliteJob::new(
+        e.settings.databases[0].clone(),
+        Arc::new(e.settings.clone()),
+    );
+    let first_full = job
+        .backup(at(0).timestamp(), &CancelFlag::new())
+        .expect("full backup");
+    assert!(!first_full.increment);
+    let mut first_chain = vec![first_full.name];
+    for i in 1..=3 {
+        add_rows(&e.db, 50);
+        let done = job
+            .increment(at(i).timestamp(), &CancelFlag::new())
+            .expect("increment")
+            .expect("rows changed");
+        assert!(done.increment, "{done:?}");
+        first_chain.push(done.name);
+    }
+    let objects = server.files().len();
+    assert_eq!(
+        job.increment(at(4).timestamp(), &CancelFlag::new())
+            .expect("idle"),
+        None,
+        "nothing changed: no increment"
+    );
+    assert_eq!(server.files().len(), objects, "and no object");
+    first_chain.sort();
+    assert_eq!(names(e.store.as_ref()), first_chain);
+
+    // A new full backup: MaxCount 1 keeps it, the old chain goes whole.
+    add_rows(&e.db, 50);
+    let second_full = job
+        .backup(at(5).timestamp(), &CancelFlag::new())
+        .expect("second full backup");
+    assert_eq!(second_full.deleted.len(), 4, "{second_full:?}");
+    add_rows(&e.db, 50);
+    let newest = job
+        .increment(at(6).timestamp(), &CancelFlag::new())
+        .expect("increment")
+        .expect("rows changed");
+    let mut second_chain = vec![second_full.name, newest.name.clone()];
+    second_chain.sort();
+    assert_eq!(names(e.store.as_ref()), second_chain);
+
+    // Lose the database: auto-restore installs the newest point.
+    let expected = rows(&e.db);
+    lose_and_restore(&e, &newest.name);
+    assert_eq!(rows(&e.db), expected);
 }

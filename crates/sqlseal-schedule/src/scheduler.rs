@@ -133,7 +133,14 @@ pub struct SqliteJob {
 struct ChainSlot {
     state: Option<ChainState>,
     loaded: bool,
+    /// When a full backup made for want of a chain last failed: increments
+    /// try again only after [`FULL_RETRY`], not every slot.
+    full_failed: Option<Instant>,
 }
+
+/// How long increments wait before making another full backup for want of
+/// a chain, after one failed (the scheduled full backups keep their slots).
+const FULL_RETRY: Duration = Duration::from_secs(60);
 
 /// Where the chain state of the database at `db` for `location` is kept:
 /// beside the database (the one place that holds its plaintext already),
@@ -191,6 +198,9 @@ impl SqliteJob {
         // The newest link it names must be in the store and authenticate,
         // in the same chain: otherwise increments would follow nothing.
         let listed = list_backups(self.db.store.as_ref(), Some(&self.settings.keyring)).ok()?;
+        let verified = listed.iter().filter(|b| b.is_verified()).count();
+        self.kept
+            .store(verified, std::sync::atomic::Ordering::Relaxed);
         let found = listed.iter().filter_map(|b| b.verified_header()).any(|h| {
             let m = &h.metadata;
             m.backup_id == state.parent
@@ -216,6 +226,31 @@ impl SqliteJob {
             slot.state = Some(state);
             slot.loaded = true;
         }
+    }
+
+    /// A full backup that starts a chain, made at an increment slot; after
+    /// one failed, the next waits [`FULL_RETRY`] (a database that fails its
+    /// check is not re-read every second).
+    fn full_for_want_of_a_chain(
+        &self,
+        now: Timestamp,
+        cancel: &CancelFlag,
+    ) -> Result<Option<BackupDone>, ScheduleError> {
+        let recent_failure = self
+            .chain
+            .lock()
+            .ok()
+            .and_then(|slot| slot.full_failed)
+            .is_some_and(|at| at.elapsed() < FULL_RETRY);
+        if recent_failure {
+            return Ok(None);
+        }
+        info!(database = %self.db.name, "no chain to continue; a full backup starts one");
+        let result = self.backup(now, cancel);
+        if let Ok(mut slot) = self.chain.lock() {
+            slot.full_failed = result.is_err().then(Instant::now);
+        }
+        result.map(Some)
     }
 
     /// Puts back the chain `take_chain` gave, unchanged.
@@ -292,8 +327,7 @@ impl DatabaseJob for SqliteJob {
             return Ok(None);
         }
         let Some(state) = self.take_chain() else {
-            info!(database = %self.db.name, "no chain to continue; a full backup starts one");
-            return self.backup(now, cancel).map(Some);
+            return self.full_for_want_of_a_chain(now, cancel);
         };
         // Increments record no integrity check (a check of the whole
         // image every second would cost more than the increment).
@@ -325,7 +359,7 @@ impl DatabaseJob for SqliteJob {
             }
             Err(e @ EngineError::ChainState { .. }) => {
                 warn!(database = %self.db.name, error = %e, "the chain cannot be continued; a full backup starts a new one");
-                self.backup(now, cancel).map(Some)
+                self.full_for_want_of_a_chain(now, cancel)
             }
             Err(e) => {
                 // Nothing became visible: the same parent is still the
