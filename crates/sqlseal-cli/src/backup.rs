@@ -11,13 +11,15 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use sqlseal_crypto::Keyring;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, CheckLevel, EngineError, HeaderCheck, IntegrityCheck, ListedBackup,
-    RestoreOptions, VerifyOptions, VerifyReport, create_backup, inspect_backup, latest_backup,
-    latest_backup_at, list_backups, restore_backup, verify_backup,
+    BackupOptions, BackupReport, CancelFlag, ChainState, CheckLevel, EngineError, HeaderCheck,
+    IncrementOutcome, IntegrityCheck, ListedBackup, RestoreOptions, VerifyOptions, VerifyReport,
+    create_backup, create_increment, inspect_backup, latest_backup, latest_backup_at, list_backups,
+    restore_backup, start_chain, verify_backup,
 };
 use sqlseal_format::{CreatedAt, RecordedCheck};
 use sqlseal_schedule::{
-    ChainMember, IncrementRetention, RetentionPolicy, decide_chains, deletion_order,
+    ChainMember, IncrementRetention, RetentionPolicy, chain_state_path, decide_chains,
+    deletion_order,
 };
 use sqlseal_source::{SnapshotOptions, SqliteSource};
 use sqlseal_store::{BackupStore, DatabaseLock, LocalStore, Location, S3Settings, is_url};
@@ -36,8 +38,10 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             chunk_size,
             temp_dir,
             check,
+            increment,
             json,
         } => {
+            let keyring = increment.then(|| keys::keyring(&keys, &[])).transpose()?;
             let identities = keys::identities(&keys)?;
             let recipients = keys::recipients(&identities, &recipients)?;
             let Some(signer) = identities.into_iter().next() else {
@@ -61,8 +65,35 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             let mut options = BackupOptions::new(recipients, signer);
             options.chunk_size = chunk_size;
             let bar = Bar::new("backup");
-            let report = create_backup(&source, store.as_ref(), &options, cancel, &bar)?;
+            let made = match &keyring {
+                Some(keyring) => create_in_chain(
+                    &db,
+                    store.as_ref(),
+                    &source,
+                    &options,
+                    keyring,
+                    cancel,
+                    &bar,
+                )?,
+                None => Some(create_backup(
+                    &source,
+                    store.as_ref(),
+                    &options,
+                    cancel,
+                    &bar,
+                )?),
+            };
             bar.done();
+            let Some(report) = made else {
+                if json {
+                    print_json(&serde_json::json!({ "unchanged": true }))?;
+                } else {
+                    eprintln!(
+                        "unchanged since the newest point of its chain: no increment written"
+                    );
+                }
+                return Ok(());
+            };
             let path = report
                 .path
                 .clone()
@@ -82,9 +113,13 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
                     recipients: Vec<String>,
                     signer: String,
                     seconds: f64,
+                    /// For an increment: its place in its chain.
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    increment: Option<u32>,
                 }
                 let h = &report.header;
                 print_json(&Created {
+                    increment: h.metadata.chain.map(|c| c.sequence),
                     path: &path,
                     created: h.metadata.created.to_string(),
                     size: report.size,
@@ -357,6 +392,56 @@ fn backup_path(store: &dyn BackupStore, name: &str) -> PathBuf {
     store
         .local_path(name)
         .unwrap_or_else(|| PathBuf::from(format!("{}/{name}", store.location())))
+}
+
+/// `backup create --increment`: the next link of the chain whose state is
+/// beside `db` (for this store), or a full backup that starts a chain when
+/// there is none to continue; `None` when nothing changed. The state is
+/// saved only once the backup is in the store.
+fn create_in_chain(
+    db: &Path,
+    store: &dyn BackupStore,
+    source: &SqliteSource,
+    options: &BackupOptions,
+    keyring: &Keyring,
+    cancel: &CancelFlag,
+    bar: &Bar,
+) -> anyhow::Result<Option<BackupReport>> {
+    let state_path = chain_state_path(db, &store.location());
+    let state = match ChainState::load(&state_path) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("warning: {e}");
+            None
+        }
+    };
+    let state = match state {
+        Some(state) if state.found_in(&list_backups(store, Some(keyring))?) => Some(state),
+        Some(_) => {
+            eprintln!(
+                "note: the chain state names a backup that is not in {}; making a full backup that starts a new chain",
+                store.location()
+            );
+            None
+        }
+        None => None,
+    };
+    if let Some(state) = state {
+        match create_increment(source, store, options, &state, cancel, bar) {
+            Ok(IncrementOutcome::Unchanged) => return Ok(None),
+            Ok(IncrementOutcome::Written(report, next)) => {
+                next.save(&state_path)?;
+                return Ok(Some(*report));
+            }
+            Err(e @ EngineError::ChainState { .. }) => eprintln!("note: {e}"),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        eprintln!("note: no chain to continue; making a full backup that starts one");
+    }
+    let (report, next) = start_chain(source, store, options, cancel, bar)?;
+    next.save(&state_path)?;
+    Ok(Some(report))
 }
 
 /// `--at`: a time, or a time before now.

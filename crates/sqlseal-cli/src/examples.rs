@@ -37,7 +37,9 @@ Examples:
       --recipient recovery.pub.pem --recipient ops.pub.pem
   sqlseal backup create --db app.db --dir s3://backups/prod/app.db --key server.pem --json
   # quick_check instead of integrity_check; or --check none to back up a damaged database as it is
-  sqlseal backup create --db app.db --dir backups --key server.pem --check quick";
+  sqlseal backup create --db app.db --dir backups --key server.pem --check quick
+  # only the pages changed since the newest point of the chain (a full backup starts one)
+  sqlseal backup create --db app.db --dir backups --key server.pem --increment --check none";
 
 pub const BACKUP_LIST: &str = "\
 Examples:

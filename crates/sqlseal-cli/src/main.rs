@@ -317,6 +317,12 @@ enum BackupCommand {
         /// up; --check none backs it up as it is.
         #[arg(long, value_enum, default_value = "full", value_name = "CHECK")]
         check: CheckArg,
+        /// Write an increment: only the pages changed since the newest point
+        /// of this database's chain in DIR (its state is kept beside the
+        /// database, as the daemon keeps it). Without a chain to continue, a
+        /// full backup that starts one; with nothing changed, nothing.
+        #[arg(long)]
+        increment: bool,
         /// Print a JSON object instead of the path.
         #[arg(long)]
         json: bool,

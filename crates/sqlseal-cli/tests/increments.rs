@@ -282,3 +282,92 @@ fn a_sub_second_increment_frequency_is_refused_in_one_line() {
         "{err}"
     );
 }
+
+#[test]
+fn backup_create_increment_continues_the_chain_and_starts_one_when_it_cannot() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let db = w.join("app.db");
+    writer_db(&db);
+    keygen(w, "server.pem");
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "backup",
+            "create",
+            "--db",
+            "app.db",
+            "--dir",
+            "backups",
+            "--key",
+            "server.pem",
+            "--increment",
+        ];
+        args.extend_from_slice(extra);
+        run(sqlseal(&args, w), LIMIT)
+    };
+    let dir = w.join("backups");
+    let o = create(&[]);
+    o.expect_success("first --increment");
+    assert!(o.stderr.contains("starts one"), "{}", o.stderr);
+    assert_eq!(backups(&dir).len(), 1);
+
+    let o = create(&[]);
+    o.expect_success("unchanged");
+    assert!(o.stderr.contains("unchanged"), "{}", o.stderr);
+    assert_eq!(backups(&dir).len(), 1, "nothing written");
+
+    let commit = || {
+        Connection::open(&db)
+            .expect("open")
+            .execute_batch("INSERT INTO t(payload) VALUES (x'01'); UPDATE counter SET n = n + 1;")
+            .expect("commit");
+    };
+    for sequence in 1..=2 {
+        commit();
+        let o = create(&["--json"]);
+        let made: serde_json::Value =
+            serde_json::from_str(&o.expect_success("increment")).expect("json");
+        assert_eq!(made["increment"], sequence, "{made}");
+    }
+    assert_eq!(backups(&dir).len(), 3);
+
+    // A damaged state: a full backup starts a new chain, never a guess.
+    let state = std::fs::read_dir(w)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().contains(".app.db.sqlseal-chain-"))
+        .expect("the chain state beside the database");
+    std::fs::write(&state, b"damaged").expect("damage");
+    commit();
+    let o = create(&["--json"]);
+    let made: serde_json::Value =
+        serde_json::from_str(&o.expect_success("after damage")).expect("json");
+    assert!(made.get("increment").is_none(), "{made}");
+    assert!(
+        o.stderr.contains("not a sqlseal chain state file"),
+        "{}",
+        o.stderr
+    );
+
+    // The newest point restores, consistent.
+    let target = w.join("restored.db");
+    let o = run(
+        sqlseal(
+            &[
+                "backup",
+                "restore",
+                "--dir",
+                "backups",
+                "--latest",
+                "--key",
+                "server.pem",
+                "--db",
+                p(&target),
+            ],
+            w,
+        ),
+        LIMIT,
+    );
+    o.expect_success("restore");
+    assert_eq!(rows_and_counter(&target), rows_and_counter(&db));
+}

@@ -180,6 +180,19 @@ impl ChainState {
         Ok(())
     }
 
+    /// Whether `listed` holds, authenticated, the link this state names as
+    /// the newest, at its place in the same chain: only then can an
+    /// increment follow it (otherwise it would follow nothing).
+    pub fn found_in(&self, listed: &[crate::ListedBackup]) -> bool {
+        listed.iter().filter_map(|b| b.verified_header()).any(|h| {
+            let m = &h.metadata;
+            m.backup_id == self.parent
+                && m.chain.map_or(m.backup_id == self.full, |l| {
+                    l.full == self.full && l.sequence == self.sequence
+                })
+        })
+    }
+
     /// Reads the state at `path`: `None` when there is none.
     pub fn load(path: &Path) -> Result<Option<ChainState>, EngineError> {
         let bytes = match std::fs::read(path) {

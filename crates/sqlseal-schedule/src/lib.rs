@@ -79,7 +79,7 @@ pub use retention::{
     ChainMember, Decision, IncrementRetention, RetentionPolicy, beyond_max_count, decide,
     decide_chains, deletion_order, to_delete,
 };
-pub use scheduler::{BackupDone, DatabaseJob, DrillDone, Scheduler, SqliteJob};
+pub use scheduler::{BackupDone, DatabaseJob, DrillDone, Scheduler, SqliteJob, chain_state_path};
 pub use status::{
     DatabaseStatus, STATUS_WRITE_INTERVAL, StatusError, StatusReport, StatusWriter, read_status,
 };

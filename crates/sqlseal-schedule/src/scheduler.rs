@@ -201,14 +201,7 @@ impl SqliteJob {
         let verified = listed.iter().filter(|b| b.is_verified()).count();
         self.kept
             .store(verified, std::sync::atomic::Ordering::Relaxed);
-        let found = listed.iter().filter_map(|b| b.verified_header()).any(|h| {
-            let m = &h.metadata;
-            m.backup_id == state.parent
-                && m.chain.map_or(m.backup_id == state.full, |l| {
-                    l.full == state.full && l.sequence == state.sequence
-                })
-        });
-        if found {
+        if state.found_in(&listed) {
             info!(database = %self.db.name, link = state.sequence, "continuing the chain of the last run");
             Some(state)
         } else {
