@@ -243,6 +243,8 @@ struct IncrementBlocks<'a> {
     page_count: u64,
     stage: u8,
     changed: u64,
+    /// The image index hash, once the end record was made.
+    image_hash: [u8; 32],
 }
 
 impl Iterator for IncrementBlocks<'_> {
@@ -294,7 +296,8 @@ impl Iterator for IncrementBlocks<'_> {
                         // first frame (see create_increment).
                         return Some(Err(EngineError::Cancelled));
                     }
-                    return Some(Ok(encode_end(&self.index.image_hash()).to_vec()));
+                    self.image_hash = self.index.image_hash();
+                    return Some(Ok(encode_end(&self.image_hash).to_vec()));
                 }
                 _ => return None,
             }
@@ -379,10 +382,14 @@ pub fn create_increment(
         page_count: info.page_count,
         stage: 0,
         changed: 0,
+        image_hash: [0; 32],
     };
     let sealed = container.seal_stream(&mut blocks, info.page_count, options, cancel, progress);
     let unchanged = blocks.stage == 3 && blocks.changed == 0;
-    let index = std::mem::replace(&mut blocks.index, PageIndex::new(info.page_size));
+    // The index and its hash as the stream computed them: not hashed again.
+    let IncrementBlocks {
+        index, image_hash, ..
+    } = blocks;
     let (trailer, payload_digest) = match sealed {
         Err(EngineError::Cancelled) if unchanged && !cancel.is_cancelled() => {
             return Ok(IncrementOutcome::Unchanged);
@@ -391,7 +398,6 @@ pub fn create_increment(
     };
     let recorded = wait_for_check(&mut snapshot, cancel)?;
     drop(snapshot);
-    let image_hash = index.image_hash();
     let report = container.finish(trailer, &payload_digest, recorded, options, started)?;
     let m = &report.header.metadata;
     let next = ChainState {
