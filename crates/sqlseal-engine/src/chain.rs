@@ -28,7 +28,7 @@ use sqlseal_format::{
     BackupId, ChainLink, Compression, CreatedAt, FormatError, Header, IncrementParser, Metadata,
     PageIndex, Trailer,
 };
-use sqlseal_source::{CheckLevel, Snapshot, SnapshotSource};
+use sqlseal_source::{CheckLevel, Snapshot, SnapshotInfo, SnapshotSource};
 use sqlseal_store::BackupStore;
 
 use crate::create::{Container, backup_name, create_full, file_part, wait_for_check};
@@ -305,26 +305,24 @@ impl Iterator for IncrementBlocks<'_> {
     }
 }
 
-/// Makes the next link of the chain `state` describes: a sealed container
-/// of the pages that differ from the parent's image, found by comparing
-/// every page's hash with the parent's page index in one read transaction.
-/// Writes nothing (and makes no request) when no page changed. The caller
-/// saves the returned state only after this returned: the link is durable
-/// by then.
-pub fn create_increment(
-    source: &dyn SnapshotSource,
-    store: &dyn BackupStore,
-    options: &BackupOptions,
+/// The name and header of the link after `state`'s newest, for a
+/// snapshot described by `info`.
+pub(crate) struct NextLink {
+    pub(crate) name: String,
+    pub(crate) metadata: Metadata,
+    pub(crate) sequence: u32,
+}
+
+/// Checks that a snapshot of `database` can continue the chain `state`
+/// (same database, same page size, a later time, room for one more link)
+/// and names its link.
+pub(crate) fn plan_link(
+    database: &str,
     state: &ChainState,
-    cancel: &CancelFlag,
-    progress: &dyn Progress,
-) -> Result<IncrementOutcome, EngineError> {
-    let started = Instant::now();
-    let database = options
-        .database_name
-        .clone()
-        .unwrap_or_else(|| source.database_name());
-    let header_name = sanitize_database_name(&database);
+    options: &BackupOptions,
+    info: &SnapshotInfo,
+) -> Result<NextLink, EngineError> {
+    let header_name = sanitize_database_name(database);
     let broken = |reason: String| EngineError::ChainState {
         path: "in memory".into(),
         reason,
@@ -339,8 +337,6 @@ pub fn create_increment(
         .sequence
         .checked_add(1)
         .ok_or_else(|| broken("the chain has as many links as it can".into()))?;
-    let mut snapshot = source.snapshot()?;
-    let info = snapshot.info().clone();
     if info.page_size != state.index.page_size() {
         return Err(broken(format!(
             "the page size changed from {} to {} bytes",
@@ -372,7 +368,40 @@ pub fn create_increment(
             sequence,
         }),
     };
-    let name = backup_name(file_part(&database), created)?;
+    let name = backup_name(file_part(database), created)?;
+    Ok(NextLink {
+        name,
+        metadata,
+        sequence,
+    })
+}
+
+/// Makes the next link of the chain `state` describes: a sealed container
+/// of the pages that differ from the parent's image, found by comparing
+/// every page's hash with the parent's page index in one read transaction.
+/// Writes nothing (and makes no request) when no page changed. The caller
+/// saves the returned state only after this returned: the link is durable
+/// by then.
+pub fn create_increment(
+    source: &dyn SnapshotSource,
+    store: &dyn BackupStore,
+    options: &BackupOptions,
+    state: &ChainState,
+    cancel: &CancelFlag,
+    progress: &dyn Progress,
+) -> Result<IncrementOutcome, EngineError> {
+    let started = Instant::now();
+    let database = options
+        .database_name
+        .clone()
+        .unwrap_or_else(|| source.database_name());
+    let mut snapshot = source.snapshot()?;
+    let info = snapshot.info().clone();
+    let NextLink {
+        name,
+        metadata,
+        sequence,
+    } = plan_link(&database, state, options, &info)?;
     let mut container = Container::start(store, name, metadata, options, true)?;
     progress.start(info.image_len());
     let mut blocks = IncrementBlocks {

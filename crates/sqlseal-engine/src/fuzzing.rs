@@ -154,6 +154,35 @@ pub fn parse_increment(data: &[u8]) -> Result<u64, String> {
     Ok(summary.pages)
 }
 
+/// SQLite's write-ahead log, as the change tracker reads it, on arbitrary
+/// bytes: the header, then the committed frames from the first.
+///
+/// # Panics
+/// If the reader reports more frames than the bytes hold, a position past
+/// them, or page numbers without a committed frame.
+pub fn read_wal(data: &[u8]) -> Result<u64, String> {
+    use sqlseal_source::wal::{FRAME_HEADER_LEN, WAL_HEADER_LEN, read_commits, read_wal_header};
+    let mut cursor = io::Cursor::new(data);
+    let header = read_wal_header(&mut cursor)
+        .map_err(|e| e.to_string())?
+        .ok_or("no valid header")?;
+    let mut pages = std::collections::BTreeSet::new();
+    let read = read_commits(&mut cursor, header.start(), &mut pages).map_err(|e| e.to_string())?;
+    let frame_len = FRAME_HEADER_LEN + header.page_size as usize;
+    let whole_frames = (data.len() - WAL_HEADER_LEN) / frame_len;
+    assert!(
+        read.frames as usize <= whole_frames,
+        "more frames than the bytes hold"
+    );
+    assert_eq!(
+        read.position.frame as u64, read.frames,
+        "position after the frames read"
+    );
+    assert_eq!(pages.is_empty(), read.frames == 0, "pages without frames");
+    assert!(!pages.contains(&0), "page 0 is not a page");
+    Ok(read.frames)
+}
+
 /// The chain state decoder on arbitrary bytes.
 ///
 /// # Panics

@@ -60,6 +60,7 @@ mod list;
 mod open;
 mod pipeline;
 mod restore;
+mod tracked;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,6 +78,7 @@ pub use list::{
 pub use open::{Opened, open_container, verify_backup};
 pub use restore::{Approve, RestoreOptions, RestoreReport, restore_backup};
 pub use sqlseal_source::CheckLevel;
+pub use tracked::{IncrementTracker, LinkScan, create_tracked_increment};
 
 /// Raised to stop an operation at the next chunk boundary. Clones share one flag.
 #[derive(Clone, Debug, Default)]

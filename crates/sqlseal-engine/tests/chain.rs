@@ -9,9 +9,9 @@ use std::path::Path;
 use common::{Fixture, keyring};
 use rusqlite::Connection;
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, ChainState, EngineError, IncrementOutcome, IntegrityCheck,
-    NoProgress, RestoreOptions, VerifyOptions, create_increment, restore_backup, start_chain,
-    verify_backup,
+    BackupOptions, CancelFlag, ChainState, EngineError, IncrementOutcome, IncrementTracker,
+    IntegrityCheck, NoProgress, RestoreOptions, VerifyOptions, create_increment,
+    create_tracked_increment, restore_backup, start_chain, verify_backup,
 };
 use sqlseal_format::CreatedAt;
 use sqlseal_source::{CheckLevel, Method, SnapshotOptions, SqliteSource};
@@ -123,6 +123,17 @@ fn full(f: &Fixture) -> (sqlseal_engine::BackupReport, ChainState) {
 /// A chain of a full backup and `links` increments, with the database's
 /// rows at each point.
 fn chain(f: &Fixture, links: i64) -> (Vec<(String, String)>, ChainState) {
+    chain_made_by(f, links, |state, i| increment(f, state, i))
+}
+
+/// A chain of `links` increments made by `link`, after changes of every
+/// kind (updates, deletes, inserts that grow the file); every point with
+/// the rows it must restore to.
+fn chain_made_by(
+    f: &Fixture,
+    links: i64,
+    mut link: impl FnMut(&ChainState, i64) -> (String, ChainState),
+) -> (Vec<(String, String)>, ChainState) {
     let (full, mut state) = full(f);
     let mut points = vec![(full.name, dump(&f.db))];
     for i in 1..=links {
@@ -141,7 +152,7 @@ fn chain(f: &Fixture, links: i64) -> (Vec<(String, String)>, ChainState) {
         }
         .expect("change");
         drop(conn);
-        let (name, next) = increment(f, &state, i);
+        let (name, next) = link(&state, i);
         state = next;
         points.push((name, dump(&f.db)));
     }
@@ -234,6 +245,153 @@ fn a_shrinking_database_restores_at_its_new_size() {
     let (name, next) = increment(&f, &state, 1);
     assert!(next.index.page_count() < state.index.page_count());
     assert_eq!(restore(&f, &f.store, &name).expect("restores"), dump(&f.db));
+}
+
+fn tracker(db: &Path) -> IncrementTracker {
+    let mut options = SnapshotOptions::new(Method::DbPage);
+    options.check = CheckLevel::None;
+    IncrementTracker::new(db, options)
+}
+
+fn tracked(
+    f: &Fixture,
+    tracker: &mut IncrementTracker,
+    state: &ChainState,
+    seconds: i64,
+    scrub: bool,
+) -> Result<IncrementOutcome, EngineError> {
+    create_tracked_increment(
+        tracker,
+        &f.store,
+        &at(&f.options(), seconds),
+        state,
+        scrub,
+        &CancelFlag::new(),
+        &NoProgress,
+    )
+}
+
+#[test]
+fn tracked_increments_read_the_changed_pages_and_restore_every_point() {
+    let f = Fixture::new(wal_db);
+    insert(&f.db, 100_000, 20_000);
+    let mut tracker = tracker(&f.db);
+    let mut scans = Vec::new();
+    let (points, state) = chain_made_by(&f, 9, |state, i| {
+        // Every third link is a scrub: every page read, the log's names checked.
+        match tracked(&f, &mut tracker, state, i, i % 3 == 0).expect("increment") {
+            IncrementOutcome::Written(report, next) => {
+                scans.push(tracker.last_scan().cloned().expect("a scan"));
+                (report.name, next)
+            }
+            IncrementOutcome::Unchanged => panic!("link {i}: expected an increment"),
+        }
+    });
+    let pages = state.index.page_count();
+    // The first link reads every page (nothing was tracked before it);
+    // the others, bar the scrubs, the pages the log named alone.
+    assert!(scans[0].whole);
+    for (i, scan) in scans.iter().enumerate().skip(1) {
+        if (i + 1) % 3 == 0 {
+            assert!(scan.whole && scan.pages_read * 2 > pages, "{scan:?}");
+        } else {
+            assert!(!scan.whole, "link {}: {:?}", i + 1, scan.unknown_because);
+            // What the log names beyond the changed pages: pages written
+            // again with the same bytes, a few at most.
+            assert!(
+                scan.pages_read < pages && scan.pages_read <= scan.pages_changed + 8,
+                "link {}: {scan:?} of {pages}",
+                i + 1
+            );
+        }
+    }
+    for (name, rows) in &points {
+        assert_eq!(
+            &restore(&f, &f.store, name).expect("restores"),
+            rows,
+            "{name}"
+        );
+    }
+    // Nothing changed: nothing written, and the next link is still tracked.
+    let before = f.store.list().expect("list");
+    let outcome = tracked(&f, &mut tracker, &state, 100, false).expect("no error");
+    assert!(
+        matches!(outcome, IncrementOutcome::Unchanged),
+        "{outcome:?}"
+    );
+    assert_eq!(f.store.list().expect("list"), before);
+    assert_eq!(tracker.last_scan().expect("scan").pages_read, 0);
+    // A shrinking database (VACUUM) is tracked too.
+    let conn = Connection::open(&f.db).expect("open");
+    conn.execute_batch("DELETE FROM t WHERE id >= 100000; VACUUM;")
+        .expect("shrink");
+    drop(conn);
+    let IncrementOutcome::Written(report, next) =
+        tracked(&f, &mut tracker, &state, 101, false).expect("increment")
+    else {
+        panic!("the database shrank");
+    };
+    assert!(next.index.page_count() < state.index.page_count());
+    assert_eq!(
+        restore(&f, &f.store, &report.name).expect("restores"),
+        dump(&f.db)
+    );
+}
+
+#[test]
+fn tracked_increments_under_a_writer_pass_every_scrub() {
+    let f = Fixture::new(wal_db);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (f.db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let conn = Connection::open(&db).expect("open");
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .expect("timeout");
+            // Checkpoints, and so restarts of the log, all the time.
+            conn.execute_batch("PRAGMA wal_autocheckpoint=30")
+                .expect("pragma");
+            let mut i: i64 = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                conn.execute(
+                    "INSERT OR REPLACE INTO t VALUES (?1 % 3000, printf('w %d %s', ?1, hex(randomblob(30))))",
+                    [i],
+                )
+                .expect("write");
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+        })
+    };
+    let (_, mut state) = full(&f);
+    let mut tracker = tracker(&f.db);
+    let mut names = Vec::new();
+    for i in 1..=24 {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        match tracked(&f, &mut tracker, &state, i, i % 2 == 0) {
+            Ok(IncrementOutcome::Written(report, next)) => {
+                names.push(report.name);
+                state = next;
+            }
+            Ok(IncrementOutcome::Unchanged) => {}
+            Err(e) => panic!("link {i}: {e}"),
+        }
+        if i % 5 == 0 {
+            tracker.settle().expect("settle");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().expect("writer");
+    let IncrementOutcome::Written(last, _) =
+        tracked(&f, &mut tracker, &state, 100, true).expect("last")
+    else {
+        panic!("the writer wrote");
+    };
+    assert!(names.len() >= 20, "{} links", names.len());
+    assert_eq!(
+        restore(&f, &f.store, &last.name).expect("restores"),
+        dump(&f.db)
+    );
 }
 
 /// A copy of the fixture's store in which `edit` changed some files.

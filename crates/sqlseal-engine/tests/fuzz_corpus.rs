@@ -320,7 +320,7 @@ fn chain_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
 
 #[test]
 fn chain_seeds_parse_and_the_corpus_replays() {
-    use sqlseal_engine::fuzzing::{decode_chain_state, parse_increment};
+    use sqlseal_engine::fuzzing::{decode_chain_state, parse_increment, read_wal};
     let mut failures = Vec::new();
     for (target, name, seed) in chain_seeds() {
         if !files(&corpus_dir(target)).iter().any(|(_, s)| *s == seed) {
@@ -333,6 +333,7 @@ fn chain_seeds_parse_and_the_corpus_replays() {
             parse_increment as fn(&[u8]) -> Result<u64, String>,
         ),
         ("chain_state", decode_chain_state),
+        ("wal", read_wal),
     ] {
         for (name, seed) in files(&corpus_dir(target)) {
             match no_panic(target, &name, || entry(&seed)) {
@@ -345,6 +346,21 @@ fn chain_seeds_parse_and_the_corpus_replays() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The `wal` seed is a log SQLite wrote (page size 512: a table created,
+/// one insert, then an insert and an update in one transaction), so its
+/// checksums are SQLite's: every frame reads back, three commits' worth.
+#[test]
+fn the_wal_seed_is_a_log_sqlite_wrote_and_reads_whole() {
+    let seed = std::fs::read(corpus_dir("wal").join("sqlite_three_commits")).expect("seed");
+    assert_eq!(sqlseal_engine::fuzzing::read_wal(&seed), Ok(4));
+    // One flipped bit in the last frame's page: the last commit is lost,
+    // the two before it stay.
+    let mut damaged = seed.clone();
+    let last = damaged.len() - 100;
+    damaged[last] ^= 1;
+    assert_eq!(sqlseal_engine::fuzzing::read_wal(&damaged), Ok(3));
 }
 
 #[test]
@@ -378,6 +394,7 @@ fn corpus_stays_small() {
         "open_payload",
         "increment",
         "chain_state",
+        "wal",
     ]
     .iter()
     .flat_map(|t| files(&corpus_dir(t)))

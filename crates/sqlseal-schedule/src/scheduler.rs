@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use sqlseal_engine::{
     BackupOptions, CancelFlag, ChainState, EngineError, HeaderCheck, IncrementOutcome,
-    IntegrityCheck, NoProgress, VerifyOptions, create_backup, create_increment, list_backups,
-    start_chain, verify_backup,
+    IncrementTracker, IntegrityCheck, NoProgress, VerifyOptions, create_backup,
+    create_tracked_increment, list_backups, start_chain, verify_backup,
 };
 use sqlseal_format::CreatedAt;
 use sqlseal_source::{ChangeMarker, SnapshotOptions, SqliteSource, change_marker};
 use sqlseal_store::StoreError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseConfig, Settings};
@@ -126,7 +126,21 @@ pub struct SqliteJob {
     chain: std::sync::Mutex<ChainSlot>,
     /// Backups kept after the last retention, plus increments since.
     kept: std::sync::atomic::AtomicUsize,
+    /// Follows the database's write-ahead log from link to link, and
+    /// when the last increment read every page (a scrub).
+    tracker: std::sync::Mutex<(IncrementTracker, Option<Instant>)>,
 }
+
+/// How often increments read every page anyway, proving that the pages
+/// the write-ahead log named were all that changed (a scrub): at most one
+/// increment in ten minutes pays for reading the whole database.
+const SCRUB_EVERY: Duration = Duration::from_secs(600);
+
+/// Increments further apart than this do not keep a read transaction
+/// open in between (it would keep the log growing for that long); after
+/// such a pause the log must not have restarted for the changes to be
+/// known.
+const PIN_AT_MOST: Duration = Duration::from_secs(10);
 
 /// The chain a job continues, and whether its state file was read yet.
 #[derive(Default)]
@@ -160,6 +174,9 @@ pub fn chain_state_path(db: &Path, location: &str) -> PathBuf {
 impl SqliteJob {
     /// The job for one configured database.
     pub fn new(db: DatabaseConfig, settings: Arc<Settings>) -> Self {
+        let mut tracked = SnapshotOptions::new(sqlseal_source::Method::DbPage);
+        tracked.check = sqlseal_source::CheckLevel::None;
+        let tracker = IncrementTracker::new(&db.path, tracked);
         SqliteJob {
             location: db.store.location(),
             db,
@@ -168,6 +185,7 @@ impl SqliteJob {
             increment_marker: std::sync::Mutex::new(None),
             chain: std::sync::Mutex::new(ChainSlot::default()),
             kept: std::sync::atomic::AtomicUsize::new(0),
+            tracker: std::sync::Mutex::new((tracker, None)),
         }
     }
 
@@ -306,6 +324,10 @@ impl DatabaseJob for SqliteJob {
         cancel: &CancelFlag,
     ) -> Result<Option<BackupDone>, ScheduleError> {
         if self.db.path.symlink_metadata().is_err() {
+            // Let go of the old file: a pin would keep it open.
+            if let Ok(mut tracking) = self.tracker.lock() {
+                tracking.0.forget();
+            }
             return Err(ScheduleError::DatabaseMissing(self.db.path.clone()));
         }
         // Idle: SQLite's counters did not move since the last backup of
@@ -324,10 +346,38 @@ impl DatabaseJob for SqliteJob {
         };
         // Increments record no integrity check (a check of the whole
         // image every second would cost more than the increment).
-        let source = self.source(sqlseal_source::CheckLevel::None);
         let options = self.backup_options(now);
         let store = self.db.store.as_ref();
-        match create_increment(&source, store, &options, &state, cancel, &NoProgress) {
+        let mut tracking = self.tracker.lock().unwrap_or_else(|poisoned| {
+            // A panic mid-increment: follow nothing rather than guess.
+            let mut tracking = poisoned.into_inner();
+            tracking.0.forget();
+            tracking
+        });
+        let (tracker, last_scrub) = &mut *tracking;
+        let scrub = last_scrub.is_none_or(|at| at.elapsed() >= SCRUB_EVERY);
+        let outcome =
+            create_tracked_increment(tracker, store, &options, &state, scrub, cancel, &NoProgress);
+        if let Some(scan) = tracker.last_scan() {
+            debug!(database = %self.db.name, pages_read = scan.pages_read, pages_changed = scan.pages_changed, whole = scan.whole, unknown_because = scan.unknown_because.unwrap_or(""), "increment scan");
+            if scan.whole && outcome.is_ok() {
+                *last_scrub = Some(Instant::now());
+            }
+        }
+        if outcome.is_ok() {
+            if let Err(e) = tracker.settle() {
+                debug!(database = %self.db.name, error = %e, "the write-ahead log was not settled");
+            }
+            if self
+                .settings
+                .increment_frequency
+                .is_none_or(|every| every > PIN_AT_MOST)
+            {
+                tracker.release_pin();
+            }
+        }
+        drop(tracking);
+        match outcome {
             Ok(IncrementOutcome::Unchanged) => {
                 self.keep_chain_in_memory(state);
                 if let Ok(mut m) = self.increment_marker.lock() {

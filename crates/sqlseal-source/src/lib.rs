@@ -23,6 +23,11 @@
 //! reads the same database snapshot, `backup-api` and `vacuum` on their
 //! temporary copy.
 //!
+//! A [`ChangeTracker`] follows a WAL database from one snapshot to the
+//! next and says which pages changed in between, from the frames SQLite
+//! appended to its log ([`wal`] reads them), so that an increment reads
+//! those pages alone.
+//!
 //! [`check_image`] runs a check on a restored image;
 //! [`change_marker`] tells from SQLite's change counters whether a
 //! database changed;
@@ -62,8 +67,11 @@ use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
 mod change;
 pub mod demo;
+mod tracker;
+pub mod wal;
 
 pub use change::{ChangeMarker, change_marker};
+pub use tracker::{ChangeTracker, SETTLE_FRAMES, TrackedChanges};
 
 /// How a snapshot is taken.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
@@ -581,15 +589,36 @@ fn open_source(path: &Path, options: &SnapshotOptions) -> Result<Connection> {
 /// the page stream, in the same read transaction.
 const PIN_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often [`take_write_lock`] tries again: a busy writer holds the lock
+/// for most of each commit and lets it go for moments, which SQLite's own
+/// busy handler (sleeping 1 ms, then up to 100 ms) would mostly miss.
+const LOCK_POLL: Duration = Duration::from_micros(100);
+
+/// A busy handler that tries again every [`LOCK_POLL`], `TRIES` times.
+fn poll_lock<const TRIES: i32>(count: i32) -> bool {
+    if count >= TRIES {
+        return false;
+    }
+    std::thread::sleep(LOCK_POLL);
+    true
+}
+
 /// Takes the database's write lock (`BEGIN IMMEDIATE`) on a connection of
 /// its own, so that no commit can land while two readers start; `None`
-/// when it cannot (no write permission, a writer holding the lock too long).
+/// when it cannot (no write permission, a writer holding the lock for
+/// longer than [`PIN_LOCK_TIMEOUT`], or 50 ms when `briefly`).
 /// The lock is released when the connection is rolled back or dropped.
-fn take_write_lock(path: &Path, options: &SnapshotOptions) -> Option<Connection> {
+fn take_write_lock(path: &Path, briefly: bool) -> Option<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).ok()?;
-    conn.busy_timeout(options.busy_timeout.min(PIN_LOCK_TIMEOUT))
-        .ok()?;
+    let mut conn = Connection::open_with_flags(path, flags).ok()?;
+    const LONG: i32 = (PIN_LOCK_TIMEOUT.as_micros() / LOCK_POLL.as_micros()) as i32;
+    const BRIEF: i32 = (50_000 / LOCK_POLL.as_micros()) as i32;
+    let handler: fn(i32) -> bool = if briefly {
+        poll_lock::<BRIEF>
+    } else {
+        poll_lock::<LONG>
+    };
+    conn.busy_handler(Some(handler)).ok()?;
     conn.execute_batch("BEGIN IMMEDIATE").ok()?;
     Some(conn)
 }
@@ -623,7 +652,7 @@ fn begin_with_checker(
         .map_err(sqlite_err(path, "reading the journal mode"))?;
     let wal = mode.eq_ignore_ascii_case("wal");
     let lock = if wal {
-        take_write_lock(path, options)
+        take_write_lock(path, false)
     } else {
         None
     };
@@ -657,15 +686,7 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
         method: Method::DbPage,
         check: options.check,
     };
-    let mut stmt = conn
-        .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
-        .map_err(|e| match e.to_string().contains("no such table") {
-            true => SourceError::Inconsistent {
-                path: path.to_path_buf(),
-                reason: "this SQLite has no sqlite_dbpage table (built without SQLITE_ENABLE_DBPAGE_VTAB); use --method backup-api".into(),
-            },
-            false => sqlite_err(path, "preparing the page read")(e),
-        })?;
+    let mut stmt = prepare_page_read(&conn, path)?;
     let mut interrupts = vec![conn.get_interrupt_handle()];
     // The check of the same snapshot on its own connection, beside the
     // stream; dropped on every early return, which stops it.
@@ -693,7 +714,56 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
     if !started.announce(info.clone(), interrupts) {
         return Err(SourceError::Cancelled);
     }
-    let pages_per_block = (options.block_size / page_size as usize).max(1);
+    stream_pages(&mut stmt, path, &info, options.block_size, |block| {
+        started.block(block)
+    })?;
+    drop(stmt);
+    if concurrent || options.check == CheckLevel::None {
+        conn.execute_batch("COMMIT")
+            .map_err(sqlite_err(path, "ending the read transaction"))?;
+        started.end_blocks();
+        check_thread.join();
+        return Ok(());
+    }
+    // No second connection on this snapshot: the check runs here, in the
+    // same read transaction, once the consumer has every block.
+    started.end_blocks();
+    let tx = started.take_check_tx();
+    let outcome = run_check(&conn, path, options.check, info.image_len(), &started.stop);
+    let cancelled = matches!(outcome, Err(SourceError::Cancelled));
+    send_check(tx, outcome);
+    if cancelled {
+        return Err(SourceError::Cancelled);
+    }
+    let _ = conn.execute_batch("COMMIT");
+    Ok(())
+}
+
+/// The statement that reads every page of the snapshot, in order.
+fn prepare_page_read<'c>(conn: &'c Connection, path: &Path) -> Result<rusqlite::Statement<'c>> {
+    conn.prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
+        .map_err(|e| match e.to_string().contains("no such table") {
+            true => SourceError::Inconsistent {
+                path: path.to_path_buf(),
+                reason: "this SQLite has no sqlite_dbpage table (built without SQLITE_ENABLE_DBPAGE_VTAB); use --method backup-api".into(),
+            },
+            false => sqlite_err(path, "preparing the page read")(e),
+        })
+}
+
+/// Runs `stmt` (from [`prepare_page_read`]) and hands every page of the
+/// snapshot `info` describes to `send` in blocks of about `block_size`
+/// bytes of whole pages; stops with [`SourceError::Cancelled`] when `send`
+/// returns false. Checks that the pages are numbered 1 to the page count.
+fn stream_pages(
+    stmt: &mut rusqlite::Statement<'_>,
+    path: &Path,
+    info: &SnapshotInfo,
+    block_size: usize,
+    mut send: impl FnMut(Vec<u8>) -> bool,
+) -> Result<()> {
+    let (page_size, page_count) = (info.page_size, info.page_count);
+    let pages_per_block = (block_size / page_size as usize).max(1);
     let mut block = Vec::with_capacity(pages_per_block * page_size as usize);
     let mut rows = stmt.query([]).map_err(sqlite_err(path, "reading pages"))?;
     let mut expected = 1u64;
@@ -720,7 +790,7 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
                 &mut block,
                 Vec::with_capacity(pages_per_block * page_size as usize),
             );
-            if !started.block(full) {
+            if !send(full) {
                 return Err(SourceError::Cancelled);
             }
         }
@@ -734,29 +804,9 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
             ),
         });
     }
-    drop(rows);
-    drop(stmt);
-    if !block.is_empty() && !started.block(block) {
+    if !block.is_empty() && !send(block) {
         return Err(SourceError::Cancelled);
     }
-    if concurrent || options.check == CheckLevel::None {
-        conn.execute_batch("COMMIT")
-            .map_err(sqlite_err(path, "ending the read transaction"))?;
-        started.end_blocks();
-        check_thread.join();
-        return Ok(());
-    }
-    // No second connection on this snapshot: the check runs here, in the
-    // same read transaction, once the consumer has every block.
-    started.end_blocks();
-    let tx = started.take_check_tx();
-    let outcome = run_check(&conn, path, options.check, info.image_len(), &started.stop);
-    let cancelled = matches!(outcome, Err(SourceError::Cancelled));
-    send_check(tx, outcome);
-    if cancelled {
-        return Err(SourceError::Cancelled);
-    }
-    let _ = conn.execute_batch("COMMIT");
     Ok(())
 }
 
