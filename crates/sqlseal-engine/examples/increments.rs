@@ -1,9 +1,11 @@
 //! Measures increments on a demo database of realistic rows (an orders
 //! table with an index): a full backup that starts a chain, then LINKS
 //! increments after about PERCENT % of the table's rows changed (in ten
-//! contiguous runs each time), then a restore of the full backup alone and
-//! of the newest point (both without the integrity check, to compare the
-//! rebuild itself). Prints one line per figure.
+//! contiguous runs each time) made as the daemon makes them (following the
+//! write-ahead log, reading the pages it names), then three made by the
+//! page-hash scan for comparison, then a restore of the full backup alone
+//! and of the newest point (both without the integrity check, to compare
+//! the rebuild itself). Prints one line per figure.
 //!
 //! ```sh
 //! cargo run --release -p sqlseal-engine --example increments -- [MIB] [LINKS] [PERCENT] [DIR]
@@ -17,8 +19,9 @@ use std::time::Instant;
 use rusqlite::Connection;
 use sqlseal_crypto::{Keyring, P256Identity};
 use sqlseal_engine::{
-    BackupOptions, CancelFlag, CheckLevel, IncrementOutcome, IntegrityCheck, NoProgress,
-    RestoreOptions, VerifyOptions, create_backup, create_increment, restore_backup, start_chain,
+    BackupOptions, CancelFlag, CheckLevel, IncrementOutcome, IncrementTracker, IntegrityCheck,
+    NoProgress, RestoreOptions, VerifyOptions, create_backup, create_increment,
+    create_tracked_increment, restore_backup, start_chain,
 };
 use sqlseal_source::demo::create_demo_database;
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
@@ -66,9 +69,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut keyring = Keyring::new();
     keyring.add_identity(key.clone());
     let options = BackupOptions::new(vec![key.recipient().clone()], key);
-    let mut snapshot = SnapshotOptions::new(Method::DbPage);
-    snapshot.check = CheckLevel::None;
-    let source = SqliteSource::new(&db, snapshot);
+    let mut source_options = SnapshotOptions::new(Method::DbPage);
+    source_options.check = CheckLevel::None;
+    let source = SqliteSource::new(&db, source_options.clone());
     let (cancel, none) = (CancelFlag::new(), NoProgress);
 
     let plain_store = LocalStore::new(dir.path().join("plain"));
@@ -92,41 +95,103 @@ fn main() -> Result<(), Box<dyn Error>> {
     let t = Instant::now();
     match create_increment(&source, &store, &options, &state, &cancel, &none)? {
         IncrementOutcome::Unchanged => println!(
-            "increment of an unchanged database: nothing written in {:.2} s",
+            "increment of an unchanged database, page-hash scan: nothing written in {:.2} s",
             t.elapsed().as_secs_f64()
         ),
         IncrementOutcome::Written(..) => {
             return Err("an unchanged database made an increment".into());
         }
     }
-
-    let (mut sizes, mut times, mut last) = (Vec::new(), Vec::new(), full.name.clone());
-    for round in 1..=links {
-        change_rows(&db, percent, round)?;
+    // The tracker's first increment reads every page (nothing pinned yet);
+    // from the second on it follows the log.
+    let mut tracker = IncrementTracker::new(&db, source_options.clone());
+    for attempt in ["first, every page read", "pinned, log followed"] {
         let t = Instant::now();
-        let IncrementOutcome::Written(report, next) =
-            create_increment(&source, &store, &options, &state, &cancel, &none)?
-        else {
-            return Err("rows changed but no increment was made".into());
-        };
-        times.push(t.elapsed().as_secs_f64());
-        sizes.push(report.size);
-        last = report.name.clone();
-        state = next;
+        let outcome = create_tracked_increment(
+            &mut tracker,
+            &store,
+            &options,
+            &state,
+            false,
+            &cancel,
+            &none,
+        )?;
+        if !matches!(outcome, IncrementOutcome::Unchanged) {
+            return Err("an unchanged database made an increment".into());
+        }
+        println!(
+            "increment of an unchanged database, tracked ({attempt}): nothing written in {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
     }
-    if !sizes.is_empty() {
+
+    let mut last = full.name.clone();
+    let mut rounds = |tracked: bool, from: u64, count: u64| -> Result<(), Box<dyn Error>> {
+        let (mut sizes, mut times, mut pages) = (Vec::new(), Vec::new(), Vec::new());
+        for round in from..from + count {
+            change_rows(&db, percent, round)?;
+            let t = Instant::now();
+            let outcome = if tracked {
+                create_tracked_increment(
+                    &mut tracker,
+                    &store,
+                    &options,
+                    &state,
+                    false,
+                    &cancel,
+                    &none,
+                )?
+            } else {
+                create_increment(&source, &store, &options, &state, &cancel, &none)?
+            };
+            let IncrementOutcome::Written(report, next) = outcome else {
+                return Err("rows changed but no increment was made".into());
+            };
+            times.push(t.elapsed().as_secs_f64());
+            if tracked {
+                let scan = tracker.last_scan().ok_or("no scan")?;
+                if scan.whole {
+                    return Err(format!(
+                        "round {round} read every page: {:?}",
+                        scan.unknown_because
+                    )
+                    .into());
+                }
+                pages.push(scan.pages_read);
+                tracker.settle()?;
+            }
+            sizes.push(report.size);
+            last = report.name.clone();
+            state = next;
+        }
+        if sizes.is_empty() {
+            return Ok(());
+        }
         sizes.sort_unstable();
         times.sort_by(f64::total_cmp);
+        pages.sort_unstable();
         let median = |v: &[f64]| v[v.len() / 2];
         let size_median = sizes[sizes.len() / 2];
         println!(
-            "increments after {percent} % of rows changed ({links}): median {:.2} MiB ({:.2} % of the full backup), median {:.3} s, fastest {:.3} s",
+            "increments after {percent} % of rows changed, {} ({count}): median {:.2} MiB ({:.2} % of the full backup), median {:.3} s, fastest {:.3} s, slowest {:.3} s{}",
+            if tracked {
+                "following the log"
+            } else {
+                "page-hash scan"
+            },
             mib(size_median),
             100.0 * size_median as f64 / full.size as f64,
             median(&times),
-            times[0]
+            times[0],
+            times[times.len() - 1],
+            pages
+                .get(pages.len() / 2)
+                .map_or(String::new(), |p| format!(", median {p} pages read"))
         );
-    }
+        Ok(())
+    };
+    rounds(true, 1, links)?;
+    rounds(false, links + 1, 3.min(links))?;
 
     let restore_options = RestoreOptions {
         verify: VerifyOptions {

@@ -8,9 +8,10 @@
 //! starts while it holds the database's write lock (for about a
 //! millisecond): no transaction is being written then, so the snapshot
 //! holds exactly the transactions whose frames are in the log, and the
-//! tracker records the last commit frame as a [`WalPosition`]. The next
-//! snapshot's changes are the pages of the frames committed after that
-//! position.
+//! tracker records the last commit frame as a [`WalPosition`], once it
+//! matches the end of the log in SQLite's own index of it (the `-shm`
+//! header: frame, salts and checksum). The next snapshot's changes are the
+//! pages of the frames committed after that position.
 //!
 //! Between snapshots the tracker keeps the last one's read transaction
 //! open (the *pin*). SQLite restarts the log from its first frame (with a
@@ -46,7 +47,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::wal::{WalHeader, WalPosition, read_commits, read_wal_header};
+use crate::wal::{
+    WAL_INDEX_HEADER_LEN, WalHeader, WalIndexHeader, WalPosition, read_commits, read_wal_header,
+};
 use crate::{
     Method, Result, SnapshotInfo, SnapshotOptions, SourceError, begin_read, open_source,
     prepare_page_read, sqlite_err, stream_pages,
@@ -131,10 +134,18 @@ impl std::fmt::Debug for ChangeTracker {
     }
 }
 
-fn wal_path(path: &Path) -> PathBuf {
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
+    name.push(suffix);
     name.into()
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    sidecar(path, "-wal")
+}
+
+fn shm_path(path: &Path) -> PathBuf {
+    sidecar(path, "-shm")
 }
 
 impl ChangeTracker {
@@ -249,6 +260,21 @@ impl ChangeTracker {
         // No transaction is being written now: the log ends at the last
         // commit, and the snapshot about to start holds exactly that.
         self.advance(&mut reading, &mut pages)?;
+        // ... as SQLite sees it: its WAL index must end at the same frame
+        // (a writer that died between writing frames and indexing them
+        // leaves committed-looking frames that no reader sees).
+        let agreed = match (reading.position, self.wal_index()) {
+            (Some(Mark::At(position)), Some(index)) => index.agrees_with(&position),
+            (Some(Mark::Empty), Some(index)) => index.last_frame == 0,
+            (Some(Mark::Empty), None) => !shm_path(&self.path).exists(),
+            _ => false,
+        };
+        if !agreed {
+            reading.position = None;
+            reading.unknown = reading
+                .unknown
+                .or(Some("the log does not end where SQLite's index of it does"));
+        }
         let page_count = begin_read(&conn, &self.path)?;
         lock.execute_batch("ROLLBACK")
             .map_err(sqlite_err(&self.path, "releasing the write lock"))?;
@@ -264,6 +290,14 @@ impl ChangeTracker {
             Some(why) => self.start(conn, reading.position, None, Some(why)),
             None => self.start(conn, reading.position, Some(pages), None),
         }
+    }
+
+    /// SQLite's WAL index header, if the `-shm` file holds a valid one.
+    fn wal_index(&self) -> Option<WalIndexHeader> {
+        let mut bytes = [0u8; 2 * WAL_INDEX_HEADER_LEN];
+        let mut file = File::open(shm_path(&self.path)).ok()?;
+        std::io::Read::read_exact(&mut file, &mut bytes).ok()?;
+        WalIndexHeader::parse(&bytes)
     }
 
     /// Reads the log's committed frames after `reading.position` into
@@ -445,6 +479,13 @@ impl ChangeTracker {
             return Ok(false);
         };
         let read = read_commits(&mut wal, start, &mut self.pending).map_err(self.io("reading"))?;
+        if !self
+            .wal_index()
+            .is_some_and(|index| index.agrees_with(&read.position))
+        {
+            self.forget();
+            return Ok(false);
+        }
         let end = open_source(&self.path, &self.options)?;
         begin_read(&end, &self.path)?;
         self.pin = Some(end);

@@ -223,6 +223,55 @@ pub fn read_commits<R: Read + Seek>(
     Ok(committed)
 }
 
+/// Bytes of one copy of SQLite's WAL-index header at the start of the
+/// `-shm` file; two copies follow each other.
+pub const WAL_INDEX_HEADER_LEN: usize = 48;
+
+/// SQLite's own view of the log, from the WAL-index header in the `-shm`
+/// file: what a reader starting now would see. Written in the machine's
+/// byte order, twice; a reader trusts it only when both copies agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalIndexHeader {
+    /// The last valid frame (0 when the log is empty).
+    pub last_frame: u32,
+    /// The database size in pages.
+    pub page_count: u32,
+    /// The running checksum after the last valid frame.
+    pub frame_checksum: [u32; 2],
+    /// The log's salts, as stored in its header.
+    pub salts: [u8; 8],
+}
+
+impl WalIndexHeader {
+    /// Parses the first 96 bytes of a `-shm` file; `None` unless both
+    /// copies agree and say they are initialised.
+    pub fn parse(bytes: &[u8]) -> Option<WalIndexHeader> {
+        let first = bytes.get(..WAL_INDEX_HEADER_LEN)?;
+        let second = bytes.get(WAL_INDEX_HEADER_LEN..2 * WAL_INDEX_HEADER_LEN)?;
+        if first != second || first[12] != 1 {
+            return None;
+        }
+        let ne = |at: usize| {
+            u32::from_ne_bytes([first[at], first[at + 1], first[at + 2], first[at + 3]])
+        };
+        let mut salts = [0u8; 8];
+        salts.copy_from_slice(&first[32..40]);
+        Some(WalIndexHeader {
+            last_frame: ne(16),
+            page_count: ne(20),
+            frame_checksum: [ne(24), ne(28)],
+            salts,
+        })
+    }
+
+    /// Whether a reader starting now sees exactly the log up to `position`.
+    pub fn agrees_with(&self, position: &WalPosition) -> bool {
+        self.last_frame == position.frame
+            && (position.frame == 0
+                || (self.salts == position.salts && self.frame_checksum == position.checksum))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +397,45 @@ mod tests {
         assert_eq!(pages, BTreeSet::from([1]));
         assert_eq!(read.position.frame, 1);
         assert_eq!(read.page_count, Some(1));
+    }
+
+    #[test]
+    fn the_wal_index_header_is_read_only_when_both_copies_agree() {
+        let mut copy = [0u8; WAL_INDEX_HEADER_LEN];
+        copy[12] = 1;
+        copy[16..20].copy_from_slice(&5u32.to_ne_bytes());
+        copy[20..24].copy_from_slice(&9u32.to_ne_bytes());
+        copy[24..28].copy_from_slice(&11u32.to_ne_bytes());
+        copy[28..32].copy_from_slice(&12u32.to_ne_bytes());
+        copy[32..40].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let both = [copy, copy].concat();
+        let header = WalIndexHeader::parse(&both).expect("agrees");
+        assert_eq!(header.last_frame, 5);
+        assert_eq!(header.page_count, 9);
+        let position = WalPosition {
+            salts: [1, 2, 3, 4, 5, 6, 7, 8],
+            frame: 5,
+            checksum: [11, 12],
+            big_endian: false,
+            page_size: 512,
+        };
+        assert!(header.agrees_with(&position));
+        assert!(!header.agrees_with(&WalPosition {
+            frame: 6,
+            ..position
+        }));
+        assert!(!header.agrees_with(&WalPosition {
+            checksum: [11, 13],
+            ..position
+        }));
+        let mut torn = both.clone();
+        torn[60] ^= 1;
+        assert_eq!(WalIndexHeader::parse(&torn), None);
+        let mut uninitialised = both;
+        uninitialised[12] = 0;
+        uninitialised[60] = 0;
+        assert_eq!(WalIndexHeader::parse(&uninitialised), None);
+        assert_eq!(WalIndexHeader::parse(&copy), None);
     }
 
     #[test]

@@ -230,3 +230,54 @@ fn a_rollback_journal_database_is_never_pinned() {
             .expect("nothing blocks the writer");
     }
 }
+
+/// A writer that died after writing a transaction's frames but before
+/// SQLite indexed them leaves frames that look committed and that no
+/// reader sees: the tracker must not count from past them.
+#[test]
+fn frames_sqlite_has_not_indexed_make_the_changes_unknown() {
+    use sqlseal_source::wal::{read_commits, read_wal_header, wal_checksum};
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("ok");
+    let db = dir.path().join("app.db");
+    let conn = make_db(&db, "wal");
+    let mut tracker = tracker(&db);
+    tracker.begin().expect("begin");
+    tracker.commit();
+    conn.execute("UPDATE t SET k = k + 1 WHERE id = 7", [])
+        .expect("ok");
+    // Append a frame that continues the checksum chain and commits.
+    let wal_path = dir.path().join("app.db-wal");
+    let mut file = std::fs::File::open(&wal_path).expect("ok");
+    let header = read_wal_header(&mut file).expect("ok").expect("a header");
+    let mut pages = std::collections::BTreeSet::new();
+    let end = read_commits(&mut file, header.start(), &mut pages).expect("ok");
+    let page_count = end.page_count.expect("a commit");
+    let mut head = Vec::new();
+    head.extend_from_slice(&1u32.to_be_bytes());
+    head.extend_from_slice(&page_count.to_be_bytes());
+    let page = vec![0x42u8; header.page_size as usize];
+    let sum = wal_checksum(header.big_endian, &head, end.position.checksum);
+    let sum = wal_checksum(header.big_endian, &page, sum);
+    head.extend_from_slice(&header.salts);
+    head.extend_from_slice(&sum[0].to_be_bytes());
+    head.extend_from_slice(&sum[1].to_be_bytes());
+    let offset = 32 + u64::from(end.position.frame) * (24 + u64::from(header.page_size));
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal_path)
+        .expect("ok");
+    std::io::Seek::seek(&mut out, std::io::SeekFrom::Start(offset)).expect("ok");
+    out.write_all(&head).expect("ok");
+    out.write_all(&page).expect("ok");
+    drop(out);
+
+    let changes = tracker.begin().expect("begin");
+    assert_eq!(changes.pages, None);
+    assert_eq!(
+        changes.unknown_because,
+        Some("the log does not end where SQLite's index of it does")
+    );
+    tracker.commit();
+    assert!(!tracker.is_pinned(), "nothing to count from");
+}
