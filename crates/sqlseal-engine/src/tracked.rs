@@ -78,6 +78,19 @@ impl IncrementTracker {
         Ok(self.changes.settle()?)
     }
 
+    /// Whether a snapshot is pinned between increments (see
+    /// [`ChangeTracker`]): while it is, nothing in this process may open
+    /// and close the database's files (that would end SQLite's locks).
+    pub fn is_pinned(&self) -> bool {
+        self.changes.is_pinned()
+    }
+
+    /// Whether nothing committed since the last increment's snapshot
+    /// (see [`ChangeTracker::unchanged_since_commit`]).
+    pub fn unchanged_since_last(&self) -> bool {
+        self.changes.unchanged_since_commit()
+    }
+
     /// How the last increment found its pages.
     pub fn last_scan(&self) -> Option<&LinkScan> {
         self.last.as_ref()

@@ -189,6 +189,14 @@ impl SqliteJob {
         }
     }
 
+    /// Whether the increment tracker pins a snapshot of the database: then
+    /// nothing here may open and close the database's files to read SQLite's
+    /// counters, since closing a descriptor ends every POSIX lock this
+    /// process holds on that file, the pin's included.
+    fn pinned(&self) -> bool {
+        self.tracker.lock().map_or(true, |t| t.0.is_pinned())
+    }
+
     fn chain_path(&self) -> PathBuf {
         chain_state_path(&self.db.path, &self.location)
     }
@@ -314,6 +322,11 @@ impl DatabaseJob for SqliteJob {
     }
 
     fn unchanged(&self) -> bool {
+        // While increments pin a snapshot, the database's files are not
+        // opened here (see `pinned`): the full backup runs when due.
+        if self.pinned() {
+            return false;
+        }
         let last = self.marker.lock().map(|m| m.clone()).unwrap_or(None);
         last.is_some() && change_marker(&self.db.path) == last
     }
@@ -331,8 +344,18 @@ impl DatabaseJob for SqliteJob {
             return Err(ScheduleError::DatabaseMissing(self.db.path.clone()));
         }
         // Idle: SQLite's counters did not move since the last backup of
-        // any kind; no snapshot, no request.
-        let marker = change_marker(&self.db.path);
+        // any kind; no snapshot, no request. While a snapshot is pinned,
+        // the tracker tells from the WAL index it keeps open.
+        let pinned_idle = self
+            .tracker
+            .lock()
+            .ok()
+            .map(|t| (t.0.is_pinned(), t.0.unchanged_since_last()));
+        let marker = match pinned_idle {
+            Some((true, true)) => return Ok(None),
+            Some((true, false)) => None,
+            _ => change_marker(&self.db.path),
+        };
         let last = self
             .increment_marker
             .lock()
@@ -480,7 +503,11 @@ impl DatabaseJob for SqliteJob {
         }
         // Read before the snapshot, so a commit during it means another
         // backup next time, never a missed one (see `unchanged`).
-        let marker = change_marker(&self.db.path);
+        let marker = if self.pinned() {
+            None
+        } else {
+            change_marker(&self.db.path)
+        };
         let store = self.db.store.as_ref();
         match store.clean_stale(sqlseal_store::STALE_TEMP_AGE) {
             Ok(0) => {}

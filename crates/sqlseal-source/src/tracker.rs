@@ -85,6 +85,15 @@ pub struct ChangeTracker {
     pending: BTreeSet<u32>,
     /// The snapshot `begin` started, until it is committed or forgotten.
     current: Option<Current>,
+    /// The WAL index header when the committed snapshot started.
+    committed_index: Option<[u8; 2 * WAL_INDEX_HEADER_LEN]>,
+    /// The `-wal` and `-shm` files, kept open for as long as the tracker
+    /// has a connection: closing any descriptor of a file ends every
+    /// POSIX lock this process holds on it, SQLite's read locks included,
+    /// which would let the log restart under the pin. Declared after the
+    /// connections, so that they are closed first.
+    wal_file: Option<File>,
+    shm_file: Option<File>,
 }
 
 /// Where a snapshot's image ends in the log.
@@ -110,6 +119,8 @@ struct Current {
     conn: Connection,
     info: SnapshotInfo,
     next: Next,
+    /// The WAL index header when it started.
+    index: Option<[u8; 2 * WAL_INDEX_HEADER_LEN]>,
 }
 
 /// What [`ChangeTracker::commit`] counts the next changes from.
@@ -159,6 +170,9 @@ impl ChangeTracker {
             position: None,
             pending: BTreeSet::new(),
             current: None,
+            committed_index: None,
+            wal_file: None,
+            shm_file: None,
         }
     }
 
@@ -178,6 +192,34 @@ impl ChangeTracker {
         self.pin = None;
         self.position = None;
         self.pending.clear();
+        self.committed_index = None;
+    }
+
+    /// Opens the `-wal` and `-shm` files that are not open yet; replaces
+    /// open ones only while the tracker holds no connection (see
+    /// `wal_file`).
+    fn open_sidecars(&mut self) {
+        if self.pin.is_none() && self.current.is_none() {
+            self.wal_file = None;
+            self.shm_file = None;
+        }
+        if self.wal_file.is_none() {
+            self.wal_file = File::open(wal_path(&self.path)).ok();
+        }
+        if self.shm_file.is_none() {
+            self.shm_file = File::open(shm_path(&self.path)).ok();
+        }
+    }
+
+    /// Whether no transaction committed since the committed snapshot
+    /// started, from SQLite's WAL index header (read through the open
+    /// `-shm` descriptor, never a new one) and nothing read while
+    /// settling; false when that cannot be told.
+    pub fn unchanged_since_commit(&self) -> bool {
+        self.pin.is_some()
+            && self.pending.is_empty()
+            && self.committed_index.is_some()
+            && self.wal_index_bytes() == self.committed_index
     }
 
     /// Ends the pin but keeps the position: the next snapshot's changes
@@ -224,6 +266,7 @@ impl ChangeTracker {
             self.forget();
             return Err(SourceError::NotFound(self.path.clone()));
         }
+        self.open_sidecars();
         let conn = open_source(&self.path, &self.options)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -259,6 +302,7 @@ impl ChangeTracker {
         };
         // No transaction is being written now: the log ends at the last
         // commit, and the snapshot about to start holds exactly that.
+        self.open_sidecars();
         self.advance(&mut reading, &mut pages)?;
         // ... as SQLite sees it: its WAL index must end at the same frame
         // (a writer that died between writing frames and indexing them
@@ -275,6 +319,7 @@ impl ChangeTracker {
                 .unknown
                 .or(Some("the log does not end where SQLite's index of it does"));
         }
+        let index = self.wal_index_bytes();
         let page_count = begin_read(&conn, &self.path)?;
         lock.execute_batch("ROLLBACK")
             .map_err(sqlite_err(&self.path, "releasing the write lock"))?;
@@ -286,29 +331,34 @@ impl ChangeTracker {
             }
             (unknown, _) => unknown,
         };
-        match unknown {
+        let started = match unknown {
             Some(why) => self.start(conn, reading.position, None, Some(why)),
             None => self.start(conn, reading.position, Some(pages), None),
+        };
+        if let Some(current) = self.current.as_mut() {
+            current.index = index;
         }
+        started
     }
 
     /// SQLite's WAL index header, if the `-shm` file holds a valid one.
     fn wal_index(&self) -> Option<WalIndexHeader> {
+        WalIndexHeader::parse(&self.wal_index_bytes()?)
+    }
+
+    fn wal_index_bytes(&self) -> Option<[u8; 2 * WAL_INDEX_HEADER_LEN]> {
+        use std::os::unix::fs::FileExt;
         let mut bytes = [0u8; 2 * WAL_INDEX_HEADER_LEN];
-        let mut file = File::open(shm_path(&self.path)).ok()?;
-        std::io::Read::read_exact(&mut file, &mut bytes).ok()?;
-        WalIndexHeader::parse(&bytes)
+        self.shm_file.as_ref()?.read_exact_at(&mut bytes, 0).ok()?;
+        Some(bytes)
     }
 
     /// Reads the log's committed frames after `reading.position` into
     /// `pages` while the changes are known; when they are not (or stop
     /// being), reads them only to find the last commit frame.
     fn advance(&self, reading: &mut Reading, pages: &mut BTreeSet<u32>) -> Result<()> {
-        let (mut file, exists) = match File::open(wal_path(&self.path)) {
-            Ok(file) => (Some(file), true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, false),
-            Err(e) => return Err(self.io("opening")(e)),
-        };
+        let exists = self.wal_file.is_some();
+        let mut file = self.wal_file.as_ref();
         let header = match file.as_mut() {
             Some(file) => read_wal_header(file).map_err(self.io("reading"))?,
             None => None,
@@ -386,6 +436,7 @@ impl ChangeTracker {
             conn,
             info: info.clone(),
             next: position.map_or(Next::Forget, Next::Track),
+            index: None,
         });
         Ok(TrackedChanges {
             info,
@@ -442,6 +493,7 @@ impl ChangeTracker {
                 self.pin = Some(current.conn);
                 self.position = Some(position);
                 self.pending.clear();
+                self.committed_index = current.index;
             }
             Next::KeepPinned => {}
             Next::Forget => self.forget(),
@@ -469,7 +521,8 @@ impl ChangeTracker {
         let Some(lock) = crate::take_write_lock(&self.path, true) else {
             return Ok(false);
         };
-        let Some(mut wal) = File::open(wal_path(&self.path)).ok() else {
+        self.open_sidecars();
+        let Some(mut wal) = self.wal_file.as_ref() else {
             return Ok(false);
         };
         let header = read_wal_header(&mut wal).map_err(self.io("reading"))?;

@@ -281,3 +281,72 @@ fn frames_sqlite_has_not_indexed_make_the_changes_unknown() {
     tracker.commit();
     assert!(!tracker.is_pinned(), "nothing to count from");
 }
+
+/// The writer of the cross-process test: this test binary, running only
+/// this test.
+#[test]
+#[ignore = "run as a child process by a_writer_in_another_process_cannot_restart_the_log_under_the_pin"]
+fn writer_process() {
+    sqlseal_testkit::writer::writer_process_main();
+}
+
+/// SQLite's locks between processes are POSIX locks, which a process loses
+/// when it closes any descriptor of the file: the pin holds against a
+/// writer in another process (which restarts the log after every 1,000
+/// frames when it can) only if the tracker never closes one.
+#[test]
+fn a_writer_in_another_process_cannot_restart_the_log_under_the_pin() {
+    use sqlseal_testkit::writer::{start_writer_process, stop_writer_process};
+    let dir = tempfile::tempdir().expect("ok");
+    let db = dir.path().join("busy.db");
+    let conn = Connection::open(&db).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, payload BLOB);
+         CREATE TABLE counter(n INTEGER); INSERT INTO counter VALUES (0);",
+    )
+    .expect("schema");
+    let writer = start_writer_process("writer_process", &db);
+    let counter = || -> i64 {
+        conn.query_row("SELECT n FROM counter", [], |r| r.get(0))
+            .expect("count")
+    };
+    assert!(sqlseal_testkit::wait_until(
+        Duration::from_secs(30),
+        || counter() > 100
+    ));
+    let mut tracker = tracker(&db);
+    tracker.begin().expect("begin");
+    let mut previous = image(&tracker);
+    tracker.commit();
+    let mut unknown = Vec::new();
+    for round in 0..30 {
+        let seen = counter();
+        assert!(sqlseal_testkit::wait_until(
+            Duration::from_secs(10),
+            || counter() > seen + 200
+        ));
+        let changes = tracker.begin().expect("begin");
+        let now = image(&tracker);
+        match &changes.pages {
+            Some(pages) => {
+                for page in changed(&previous, &now, changes.info.page_size as usize) {
+                    assert!(
+                        pages.binary_search(&page).is_ok(),
+                        "round {round}: page {page} changed but was not named"
+                    );
+                }
+            }
+            None => unknown.push(changes.unknown_because),
+        }
+        previous = now;
+        tracker.commit();
+        tracker.settle().expect("settle");
+    }
+    stop_writer_process(&db, writer);
+    assert!(
+        unknown.len() <= 3,
+        "the changes were unknown in {} of 30 rounds: {unknown:?}",
+        unknown.len()
+    );
+}
