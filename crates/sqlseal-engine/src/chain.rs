@@ -526,16 +526,55 @@ struct ApplyPages<'f> {
     parser: IncrementParser,
     page_size: u64,
     bad: Option<FormatError>,
+    /// Pages of consecutive numbers not yet written, from `run_start`:
+    /// written with one call when the run breaks or grows to [`RUN_MAX`].
+    run: Vec<u8>,
+    run_start: u64,
+}
+
+/// The longest run of consecutive pages [`ApplyPages`] keeps before
+/// writing it.
+const RUN_MAX: usize = 1 << 20;
+
+impl<'f> ApplyPages<'f> {
+    fn new(file: &'f File, page_size: u32) -> Self {
+        ApplyPages {
+            file,
+            parser: IncrementParser::new(page_size),
+            page_size: u64::from(page_size),
+            bad: None,
+            run: Vec::with_capacity(RUN_MAX),
+            run_start: 0,
+        }
+    }
+
+    /// Writes the pending run of pages.
+    fn write_run(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if !self.run.is_empty() {
+            self.file
+                .write_all_at(&self.run, (self.run_start - 1) * self.page_size)?;
+            self.run.clear();
+        }
+        Ok(())
+    }
 }
 
 impl Write for ApplyPages<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut file = self.file;
         let page_size = self.page_size;
-        let result = self.parser.feed(buf, &mut |number, page| {
-            file.seek(SeekFrom::Start((u64::from(number) - 1) * page_size))?;
-            file.write_all(page)
+        let mut parser = std::mem::replace(&mut self.parser, IncrementParser::new(0));
+        let result = parser.feed(buf, &mut |number, page| {
+            let number = u64::from(number);
+            let next = self.run_start + self.run.len() as u64 / page_size;
+            if self.run.is_empty() || number != next || self.run.len() >= RUN_MAX {
+                self.write_run()?;
+                self.run_start = number;
+            }
+            self.run.extend_from_slice(page);
+            Ok(())
         });
+        self.parser = parser;
         match result {
             Ok(()) => Ok(buf.len()),
             Err(IncrementError::Sink(e)) => Err(e),
@@ -546,7 +585,7 @@ impl Write for ApplyPages<'_> {
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.write_run()
     }
 }
 
@@ -603,12 +642,7 @@ pub(crate) fn restore_chain_into_file(
     let database = base.header.metadata.database.clone();
     let mut last = None;
     for (sequence, (link_name, _)) in path.iter().enumerate().skip(1) {
-        let mut apply = ApplyPages {
-            file: file.as_file(),
-            parser: IncrementParser::new(page_size),
-            page_size: u64::from(page_size),
-            bad: None,
-        };
+        let mut apply = ApplyPages::new(file.as_file(), page_size);
         let input = store.open(link_name)?;
         let opened = open_container(
             link_name,
@@ -671,6 +705,7 @@ pub(crate) fn restore_chain_into_file(
                 m.created
             )));
         }
+        apply.flush().map_err(io_err("writing", file.path()))?;
         let summary = apply
             .parser
             .finish()
