@@ -39,6 +39,11 @@
 //! - Every reported page number is of a committed frame of the log.
 //! - The tracker never writes to the database; its checkpoints are
 //!   SQLite's own passive ones.
+//! - While it holds a connection, the tracker never closes a descriptor of
+//!   the database's `-wal` or `-shm` file (POSIX locks end with the first
+//!   close, SQLite's read locks included), and neither may anything else in
+//!   the process: a caller that reads the database's files must not do so
+//!   while [`ChangeTracker::is_pinned`].
 
 use std::collections::BTreeSet;
 use std::fs::File;
