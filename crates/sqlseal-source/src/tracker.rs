@@ -201,10 +201,10 @@ impl ChangeTracker {
     }
 
     /// Opens the `-wal` and `-shm` files that are not open yet; replaces
-    /// open ones only while the tracker holds no connection (see
-    /// `wal_file`).
-    fn open_sidecars(&mut self) {
-        if self.pin.is_none() && self.current.is_none() {
+    /// open ones only while the tracker holds no connection, pinned,
+    /// current or about to be (`connections_open`; see `wal_file`).
+    fn open_sidecars(&mut self, connections_open: bool) {
+        if !connections_open && self.pin.is_none() && self.current.is_none() {
             self.wal_file = None;
             self.shm_file = None;
         }
@@ -271,7 +271,7 @@ impl ChangeTracker {
             self.forget();
             return Err(SourceError::NotFound(self.path.clone()));
         }
-        self.open_sidecars();
+        self.open_sidecars(false);
         let conn = open_source(&self.path, &self.options)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -307,7 +307,7 @@ impl ChangeTracker {
         };
         // No transaction is being written now: the log ends at the last
         // commit, and the snapshot about to start holds exactly that.
-        self.open_sidecars();
+        self.open_sidecars(true);
         self.advance(&mut reading, &mut pages)?;
         // ... as SQLite sees it: its WAL index must end at the same frame
         // (a writer that died between writing frames and indexing them
@@ -526,7 +526,7 @@ impl ChangeTracker {
         let Some(lock) = crate::take_write_lock(&self.path, true) else {
             return Ok(false);
         };
-        self.open_sidecars();
+        self.open_sidecars(true);
         let Some(mut wal) = self.wal_file.as_ref() else {
             return Ok(false);
         };
