@@ -325,17 +325,22 @@ impl BackupStore for LocalStore {
             if validate_name(&name).is_err() {
                 continue;
             }
-            // Neither a symlink nor a FIFO, socket or device: only regular files.
-            let is_file = entry
-                .file_type()
-                .map_err(self.io("reading", &entry.path()))?
-                .is_file();
+            // Neither a symlink nor a FIFO, socket or device: only regular
+            // files. One deleted since the directory was read (a retention
+            // pass of a running daemon) is not listed.
+            let is_file = match entry.file_type() {
+                Ok(kind) => kind.is_file(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io("reading", &entry.path())(e)),
+            };
             if !is_file {
                 continue;
             }
-            let meta = entry
-                .metadata()
-                .map_err(self.io("reading", &entry.path()))?;
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io("reading", &entry.path())(e)),
+            };
             if meta.is_file() {
                 out.push(BackupEntry {
                     name,
