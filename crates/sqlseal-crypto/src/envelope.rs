@@ -4,7 +4,12 @@
 //! header and on the seal, in a fixed order. (Opening a payload is the
 //! engine's job.)
 
+use std::collections::HashSet;
 use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use p256::elliptic_curve::sec1::ToSec1Point;
+use sha2::{Digest, Sha256};
 
 use sqlseal_format::header::{encode_mac_input, encode_signed_part};
 use sqlseal_format::{
@@ -29,12 +34,22 @@ pub fn random_backup_id() -> Result<BackupId, CryptoError> {
 
 /// Keys that open backups ([`P256Identity`]) and signers that are trusted.
 ///
-/// Every identity's public half is trusted as a signer.
+/// Every identity's public half is trusted as a signer. A keyring remembers
+/// the signatures it verified (shared by its clones), so that a header
+/// listed, then found again on its chain, then opened is verified once:
+/// only a signature that verified is remembered, under a digest of the
+/// signer's public key, the message and the signature, so a different
+/// byte anywhere is verified afresh.
 #[derive(Debug, Default, Clone)]
 pub struct Keyring {
     identities: Vec<P256Identity>,
     trusted: Vec<P256Recipient>,
+    verified: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
+
+/// How many verified signatures a keyring remembers before it forgets them
+/// all (32 bytes each).
+const VERIFIED_MAX: usize = 1 << 16;
 
 impl Keyring {
     /// An empty keyring.
@@ -63,6 +78,31 @@ impl Keyring {
     /// The trusted signer with this key id.
     pub fn trusted_signer(&self, key_id: &KeyId) -> Option<&P256Recipient> {
         self.trusted.iter().find(|t| t.key_id() == *key_id)
+    }
+
+    /// Whether `signer` signed `message` with `signature`: verified, or
+    /// remembered from an earlier verification of the very same bytes.
+    fn signed_by(&self, signer: &P256Recipient, message: &[u8], signature: &[u8; 64]) -> bool {
+        let mut sha = Sha256::new();
+        sha.update(b"sqlseal verified signature\n");
+        sha.update(signer.public_key().to_sec1_point(true).as_bytes());
+        sha.update((message.len() as u64).to_be_bytes());
+        sha.update(message);
+        sha.update(signature);
+        let digest: [u8; 32] = sha.finalize().into();
+        let remembered = || self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if remembered().contains(&digest) {
+            return true;
+        }
+        if !signer.verify(message, signature) {
+            return false;
+        }
+        let mut verified = remembered();
+        if verified.len() >= VERIFIED_MAX {
+            verified.clear();
+        }
+        verified.insert(digest);
+        true
     }
 
     /// Unwraps the data key, checks the signature, then the MAC.
@@ -99,7 +139,7 @@ impl Keyring {
             .ok_or(CryptoError::UntrustedSigner {
                 key_id: header.signer,
             })?;
-        if !signer.verify(&header.signed_bytes(), &header.signature) {
+        if !self.signed_by(signer, &header.signed_bytes(), &header.signature) {
             return Err(CryptoError::BadSignature {
                 key_id: header.signer,
             });
@@ -124,7 +164,7 @@ impl Keyring {
                 key_id: header.signer,
             })?;
         let message = seal_message(&header.encode(), payload_digest, seal.check);
-        if !signer.verify(&message, &seal.signature) {
+        if !self.signed_by(signer, &message, &seal.signature) {
             return Err(CryptoError::BadSeal {
                 key_id: header.signer,
             });
@@ -240,4 +280,36 @@ pub fn seal_container<W: Write>(
         signer: signer.clone(),
     };
     Ok((header, writer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_verified_signatures_are_remembered_and_only_for_the_same_bytes() {
+        let (alice, bob) = (
+            P256Identity::generate().expect("key"),
+            P256Identity::generate().expect("key"),
+        );
+        let keyring = Keyring::new();
+        let signature = alice.sign(b"header bytes");
+        // Not alice's: refused, and not remembered as if it were.
+        assert!(!keyring.signed_by(bob.recipient(), b"header bytes", &signature));
+        assert!(!keyring.signed_by(bob.recipient(), b"header bytes", &signature));
+        assert!(keyring.verified.lock().expect("lock").is_empty());
+        // Alice's: verified, remembered, and the memo serves clones too.
+        assert!(keyring.signed_by(alice.recipient(), b"header bytes", &signature));
+        assert_eq!(keyring.verified.lock().expect("lock").len(), 1);
+        let clone = keyring.clone();
+        assert!(clone.signed_by(alice.recipient(), b"header bytes", &signature));
+        assert_eq!(keyring.verified.lock().expect("lock").len(), 1);
+        // Any other byte is verified afresh: the message, the signature, the signer.
+        assert!(!clone.signed_by(alice.recipient(), b"header bytez", &signature));
+        let mut edited = signature;
+        edited[63] ^= 1;
+        assert!(!clone.signed_by(alice.recipient(), b"header bytes", &edited));
+        assert!(!clone.signed_by(bob.recipient(), b"header bytes", &signature));
+        assert_eq!(keyring.verified.lock().expect("lock").len(), 1);
+    }
 }
