@@ -14,7 +14,7 @@
 //! the image index hash the last link states.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -32,10 +32,10 @@ use sqlseal_source::{CheckLevel, Snapshot, SnapshotInfo, SnapshotSource};
 use sqlseal_store::BackupStore;
 
 use crate::create::{Container, backup_name, create_full, file_part, wait_for_check};
-use crate::open::{io_err, open_container, restore_into_file, run_check};
+use crate::open::{io_err, open_container, run_check, write_image_into_file};
 use crate::{
-    BackupOptions, BackupReport, CancelFlag, EngineError, IntegrityCheck, NoProgress, Progress,
-    VerifyOptions, VerifyReport, list_backups,
+    BackupOptions, BackupReport, CancelFlag, EngineError, NoProgress, Progress, VerifyOptions,
+    VerifyReport, list_backups,
 };
 
 /// What the next link of a chain must bind to: kept on this machine, never
@@ -72,6 +72,27 @@ impl ChainState {
             parent: m.backup_id,
             parent_image: report.trailer.sha256,
             sequence: 0,
+            parent_created: m.created,
+            index,
+        }
+    }
+
+    /// The state after link `sequence` of this chain, whose image `index`
+    /// hashes to `image_hash`, was written as `report`.
+    pub fn after_link(
+        &self,
+        report: &BackupReport,
+        sequence: u32,
+        image_hash: [u8; 32],
+        index: PageIndex,
+    ) -> ChainState {
+        let m = &report.header.metadata;
+        ChainState {
+            database: m.database.clone(),
+            full: self.full,
+            parent: m.backup_id,
+            parent_image: image_hash,
+            sequence,
             parent_created: m.created,
             index,
         }
@@ -262,17 +283,11 @@ impl Iterator for IncrementBlocks<'_> {
                     Some(Err(e)) => return Some(Err(e.into())),
                     Some(Ok(block)) => {
                         let mut out = Vec::new();
-                        for page in block.chunks(page_size as usize) {
-                            let hash = page_hash(page);
-                            self.index.push(hash);
-                            let number = self.index.page_count();
-                            if self.parent.get(number) != Some(&hash) {
-                                // Page numbers fit u32: SQLite's limit.
-                                out.extend_from_slice(&encode_record_start(number as u32));
-                                out.extend_from_slice(page);
-                                self.changed += 1;
-                            }
-                        }
+                        push_changed_pages(&mut self.index, self.parent, &block, |number, page| {
+                            push_record(&mut out, number, page);
+                            self.changed += 1;
+                            true
+                        });
                         if !out.is_empty() {
                             return Some(Ok(out));
                         }
@@ -303,6 +318,34 @@ impl Iterator for IncrementBlocks<'_> {
             }
         }
     }
+}
+
+/// Pushes the hashes of `block`'s pages (whole pages, following the
+/// pages `index` holds) onto `index`, and hands each page whose hash is not
+/// `parent`'s for the same page number to `changed(number, page)`. Stops,
+/// returning false, at the first page `changed` refuses.
+pub(crate) fn push_changed_pages(
+    index: &mut PageIndex,
+    parent: &PageIndex,
+    block: &[u8],
+    mut changed: impl FnMut(u64, &[u8]) -> bool,
+) -> bool {
+    for page in block.chunks(index.page_size() as usize) {
+        let hash = page_hash(page);
+        index.push(hash);
+        let number = index.page_count();
+        if parent.get(number) != Some(&hash) && !changed(number, page) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Appends the record of page `number` to an increment's plaintext.
+pub(crate) fn push_record(out: &mut Vec<u8>, number: u64, page: &[u8]) {
+    // Page numbers fit u32: SQLite's limit.
+    out.extend_from_slice(&encode_record_start(number as u32));
+    out.extend_from_slice(page);
 }
 
 /// The name and header of the link after `state`'s newest, for a
@@ -428,16 +471,7 @@ pub fn create_increment(
     let recorded = wait_for_check(&mut snapshot, cancel)?;
     drop(snapshot);
     let report = container.finish(trailer, &payload_digest, recorded, options, started)?;
-    let m = &report.header.metadata;
-    let next = ChainState {
-        database: m.database.clone(),
-        full: state.full,
-        parent: m.backup_id,
-        parent_image: image_hash,
-        sequence,
-        parent_created: m.created,
-        index,
-    };
+    let next = state.after_link(&report, sequence, image_hash, index);
     Ok(IncrementOutcome::Written(Box::new(report), next))
 }
 
@@ -520,7 +554,8 @@ fn chain_path(
     Ok(path)
 }
 
-/// Applies an increment's pages to a file as its plaintext is opened.
+/// Applies increments' pages to a file as their plaintext is opened, one
+/// link after another, and remembers which pages it wrote.
 struct ApplyPages<'f> {
     file: &'f File,
     parser: IncrementParser,
@@ -530,6 +565,8 @@ struct ApplyPages<'f> {
     /// written with one call when the run breaks or grows to [`RUN_MAX`].
     run: Vec<u8>,
     run_start: u64,
+    /// Every page number written, one bit a page.
+    written: Vec<u64>,
 }
 
 /// The longest run of consecutive pages [`ApplyPages`] keeps before
@@ -543,9 +580,16 @@ impl<'f> ApplyPages<'f> {
             parser: IncrementParser::new(page_size),
             page_size: u64::from(page_size),
             bad: None,
-            run: Vec::with_capacity(RUN_MAX),
+            run: Vec::new(),
             run_start: 0,
+            written: Vec::new(),
         }
+    }
+
+    /// Starts the next link: a new parser, no failure yet.
+    fn next_link(&mut self) {
+        self.parser = IncrementParser::new(self.page_size as u32);
+        self.bad = None;
     }
 
     /// Writes the pending run of pages.
@@ -557,6 +601,13 @@ impl<'f> ApplyPages<'f> {
             self.run.clear();
         }
         Ok(())
+    }
+
+    /// Whether page `number` was written.
+    fn wrote(&self, number: u64) -> bool {
+        self.written
+            .get((number / 64) as usize)
+            .is_some_and(|word| word & (1 << (number % 64)) != 0)
     }
 }
 
@@ -572,6 +623,11 @@ impl Write for ApplyPages<'_> {
                 self.run_start = number;
             }
             self.run.extend_from_slice(page);
+            let word = (number / 64) as usize;
+            if word >= self.written.len() {
+                self.written.resize(word + 1, 0);
+            }
+            self.written[word] |= 1 << (number % 64);
             Ok(())
         });
         self.parser = parser;
@@ -589,22 +645,125 @@ impl Write for ApplyPages<'_> {
     }
 }
 
-/// The image index of the file's first `page_count` pages.
-fn index_file(file: &File, page_size: u32) -> std::io::Result<PageIndex> {
-    let mut index = PageIndex::new(page_size);
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    reader.seek(SeekFrom::Start(0))?;
-    let mut block = vec![0u8; (1 << 20) / page_size as usize * page_size as usize];
-    loop {
-        let n = sqlseal_format::read_full(&mut reader, &mut block)?;
-        if n % page_size as usize != 0 {
-            return Err(std::io::Error::other("the image is not whole pages"));
+/// The hashes of pages `numbers` (1-based, ascending) of `file`, in that
+/// order, hashed on `threads` threads at once (each over its own share of
+/// the numbers, reading runs of consecutive pages with one call).
+fn hash_pages(
+    file: &File,
+    page_size: u32,
+    numbers: &[u32],
+    threads: usize,
+) -> std::io::Result<Vec<[u8; PAGE_HASH_LEN]>> {
+    use std::os::unix::fs::FileExt;
+    let page = page_size as usize;
+    let block_pages = ((1 << 20) / page).max(1);
+    let hash_share = |numbers: &[u32]| -> std::io::Result<Vec<[u8; PAGE_HASH_LEN]>> {
+        let mut hashes = Vec::with_capacity(numbers.len());
+        let mut block = vec![0u8; block_pages * page];
+        let mut rest = numbers;
+        while let Some(&first) = rest.first() {
+            // The run of consecutive numbers from `first`, at most a block.
+            let run = rest
+                .iter()
+                .take(block_pages)
+                .enumerate()
+                .take_while(|&(i, &n)| u64::from(n) == u64::from(first) + i as u64)
+                .count();
+            let bytes = &mut block[..run * page];
+            file.read_exact_at(bytes, (u64::from(first) - 1) * u64::from(page_size))?;
+            hashes.extend(bytes.chunks(page).map(page_hash));
+            rest = &rest[run..];
         }
-        index.push_pages(&block[..n]);
-        if n < block.len() {
-            return Ok(index);
+        Ok(hashes)
+    };
+    let share = numbers.len().div_ceil(threads.clamp(1, 8)).max(1);
+    let parts: Vec<std::io::Result<Vec<[u8; PAGE_HASH_LEN]>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = numbers
+            .chunks(share)
+            .map(|part| scope.spawn(move || hash_share(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a hashing thread failed")))
+            })
+            .collect()
+    });
+    let mut hashes = Vec::with_capacity(numbers.len());
+    for part in parts {
+        hashes.extend(part?);
+    }
+    Ok(hashes)
+}
+
+/// The image index of the whole file, hashed on `threads` threads.
+fn index_file(file: &File, page_size: u32, threads: usize) -> std::io::Result<PageIndex> {
+    let len = file.metadata()?.len();
+    if len % u64::from(page_size) != 0 {
+        return Err(std::io::Error::other("the image is not whole pages"));
+    }
+    let pages = u32::try_from(len / u64::from(page_size))
+        .map_err(|_| std::io::Error::other("the image has more pages than SQLite allows"))?;
+    let numbers: Vec<u32> = (1..=pages).collect();
+    Ok(PageIndex::from_hashes(
+        page_size,
+        hash_pages(file, page_size, &numbers, threads)?,
+    ))
+}
+
+/// The image index of a chain's image in `file`, of `page_count` pages:
+/// `base`'s hashes (the full backup's image, hashed while the links were
+/// applied) for every page no link wrote and that was never cut off by a
+/// smaller page count (`low_water`: the smallest count of any link); the
+/// others hashed again from the file.
+fn index_after_links(
+    file: &File,
+    base: &PageIndex,
+    apply: &ApplyPages<'_>,
+    low_water: u64,
+    page_count: u64,
+    threads: usize,
+) -> std::io::Result<PageIndex> {
+    let page_size = base.page_size();
+    let kept = base.page_count().min(low_water).min(page_count);
+    let mut hashes: Vec<[u8; PAGE_HASH_LEN]> = base.hashes()[..kept as usize].to_vec();
+    let again: Vec<u32> = (1..=page_count)
+        .filter(|&n| n > kept || apply.wrote(n))
+        // Page counts fit u32: the parser refuses larger ones.
+        .map(|n| n as u32)
+        .collect();
+    let fresh = hash_pages(file, page_size, &again, threads)?;
+    for (&number, hash) in again.iter().zip(fresh) {
+        let i = number as usize - 1;
+        if i < hashes.len() {
+            hashes[i] = hash;
+        } else {
+            hashes.push(hash);
         }
     }
+    Ok(PageIndex::from_hashes(page_size, hashes))
+}
+
+/// Syncs `file` (its data, and with `all` its metadata too) on a thread of
+/// its own, through a second descriptor: join it for the result. A thread
+/// left unjoined on an error path ends by itself.
+fn sync_in_background(
+    file: &tempfile::NamedTempFile,
+    all: bool,
+) -> Result<std::thread::JoinHandle<std::io::Result<()>>, EngineError> {
+    let copy = file
+        .as_file()
+        .try_clone()
+        .map_err(io_err("opening", file.path()))?;
+    Ok(std::thread::spawn(move || {
+        if all {
+            copy.sync_all()
+        } else {
+            copy.sync_data()
+        }
+    }))
 }
 
 /// Builds the image of increment `name` in `file`: the chain's full backup,
@@ -622,27 +781,28 @@ pub(crate) fn restore_chain_into_file(
     let started = Instant::now();
     let path = chain_path(store, keyring, name)?;
     let (full_name, _) = &path[0];
-    let base_options = VerifyOptions {
-        integrity_check: IntegrityCheck::None,
-        ..options.clone()
+    // Synced once, after the last link.
+    let base = write_image_into_file(store, full_name, keyring, file, options, cancel, progress)?;
+    // The full backup's pages go to disk while the links are applied.
+    let base_synced = sync_in_background(file, false)?;
+    let page_size = base.header.metadata.page_size;
+    // ... and are hashed: the pages no link writes need not be read again.
+    let base_index = {
+        let copy = file
+            .as_file()
+            .try_clone()
+            .map_err(io_err("opening", file.path()))?;
+        std::thread::spawn(move || index_file(&copy, page_size, 1))
     };
-    let base = restore_into_file(
-        store,
-        full_name,
-        keyring,
-        file,
-        &base_options,
-        cancel,
-        progress,
-    )?;
     let mut parent_id = base.header.metadata.backup_id;
     let mut parent_image = base.trailer.sha256;
     let mut parent_created = base.header.metadata.created;
-    let page_size = base.header.metadata.page_size;
     let database = base.header.metadata.database.clone();
     let mut last = None;
+    let mut apply = ApplyPages::new(file.as_file(), page_size);
+    let mut low_water = u64::MAX;
     for (sequence, (link_name, _)) in path.iter().enumerate().skip(1) {
-        let mut apply = ApplyPages::new(file.as_file(), page_size);
+        apply.next_link();
         let input = store.open(link_name)?;
         let opened = open_container(
             link_name,
@@ -716,6 +876,7 @@ pub(crate) fn restore_chain_into_file(
         file.as_file()
             .set_len(summary.page_count * u64::from(page_size))
             .map_err(io_err("truncating", file.path()))?;
+        low_water = low_water.min(summary.page_count);
         parent_id = m.backup_id;
         parent_image = summary.image_hash;
         parent_created = m.created;
@@ -727,10 +888,26 @@ pub(crate) fn restore_chain_into_file(
             reason: "it is not an increment".into(),
         });
     };
-    file.as_file()
-        .sync_all()
-        .map_err(io_err("syncing", file.path()))?;
-    let built = index_file(file.as_file(), page_size).map_err(io_err("reading", file.path()))?;
+    // The links' pages go to disk while the image is hashed.
+    let synced = sync_in_background(file, true)?;
+    let built = match base_index.join() {
+        Ok(Ok(base_index)) => index_after_links(
+            file.as_file(),
+            &base_index,
+            &apply,
+            low_water,
+            summary.page_count,
+            options.threads,
+        ),
+        // A link cut the file short under the hashing thread: hash it all.
+        _ => index_file(file.as_file(), page_size, options.threads),
+    }
+    .map_err(io_err("reading", file.path()))?;
+    for sync in [base_synced, synced] {
+        sync.join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the syncing thread failed")))
+            .map_err(io_err("syncing", file.path()))?;
+    }
     if built.image_hash() != summary.image_hash {
         return Err(EngineError::Chain {
             backup: name.to_owned(),
@@ -829,13 +1006,24 @@ mod tests {
     }
 
     #[test]
-    fn index_of_a_file_matches_the_pages() {
+    fn index_of_a_file_matches_the_pages_on_any_number_of_threads() {
+        for pages in [0u32, 1, 7, 1100] {
+            let mut file = tempfile::tempfile().expect("file");
+            let image: Vec<u8> = (0..pages * 1024).map(|i| (i % 251) as u8).collect();
+            file.write_all(&image).expect("write");
+            let mut expected = PageIndex::new(1024);
+            expected.push_pages(&image);
+            for threads in [1, 2, 3, 8] {
+                let index = index_file(&file, 1024, threads).expect("index");
+                assert_eq!(index, expected, "{pages} pages on {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn index_of_a_file_of_part_pages_is_refused() {
         let mut file = tempfile::tempfile().expect("file");
-        let image: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
-        file.write_all(&image).expect("write");
-        let index = index_file(&file, 1024).expect("index");
-        let mut expected = PageIndex::new(1024);
-        expected.push_pages(&image);
-        assert_eq!(index, expected);
+        file.write_all(&[7u8; 1500]).expect("write");
+        assert!(index_file(&file, 1024, 2).is_err());
     }
 }

@@ -137,6 +137,27 @@ pub(crate) fn restore_into_file(
     progress: &dyn Progress,
 ) -> Result<VerifyReport, EngineError> {
     let started = Instant::now();
+    let opened = write_image_into_file(store, name, keyring, file, options, cancel, progress)?;
+    let path = file.path();
+    file.as_file().sync_all().map_err(io_err("syncing", path))?;
+    // Decided on the authenticated seal of this very read.
+    let level = options.integrity_check.level(opened.recorded_check);
+    run_check(name, path, level, cancel)?;
+    Ok(report(name, opened, options, level, started))
+}
+
+/// Writes the image of full backup `name` to `file`, every byte of it
+/// authenticated and the trailer checked; neither synced nor checked by
+/// SQLite.
+pub(crate) fn write_image_into_file(
+    store: &dyn BackupStore,
+    name: &str,
+    keyring: &Keyring,
+    file: &mut tempfile::NamedTempFile,
+    options: &VerifyOptions,
+    cancel: &CancelFlag,
+    progress: &dyn Progress,
+) -> Result<Opened, EngineError> {
     let path = file.path().to_path_buf();
     let opened = {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file.as_file_mut());
@@ -166,13 +187,7 @@ pub(crate) fn restore_into_file(
         out.flush().map_err(io_err("writing", &path))?;
         opened
     };
-    file.as_file()
-        .sync_all()
-        .map_err(io_err("syncing", &path))?;
-    // Decided on the authenticated seal of this very read.
-    let level = options.integrity_check.level(opened.recorded_check);
-    run_check(name, &path, level, cancel)?;
-    Ok(report(name, opened, options, level, started))
+    Ok(opened)
 }
 
 /// Runs the integrity check `level` on the image of backup `name` at `path`.

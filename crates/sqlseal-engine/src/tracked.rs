@@ -17,11 +17,13 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
 use sqlseal_format::PageIndex;
-use sqlseal_format::increment::{encode_end, encode_preamble, encode_record_start, page_hash};
+use sqlseal_format::increment::{encode_end, encode_preamble, page_hash};
 use sqlseal_source::{ChangeTracker, SnapshotOptions, TrackedChanges};
 use sqlseal_store::BackupStore;
 
-use crate::chain::{ChainState, IncrementOutcome, NextLink, plan_link};
+use crate::chain::{
+    ChainState, IncrementOutcome, NextLink, plan_link, push_changed_pages, push_record,
+};
 use crate::create::Container;
 use crate::{BackupOptions, CancelFlag, EngineError, Progress};
 use sqlseal_format::BackupId;
@@ -144,13 +146,10 @@ fn tracked_increment(
     progress: &dyn Progress,
 ) -> Result<IncrementOutcome, EngineError> {
     let started = Instant::now();
-    let database = options.database_name.clone().unwrap_or_else(|| {
-        tracker
-            .changes
-            .path()
-            .file_name()
-            .map_or_else(|| "database".into(), |n| n.to_string_lossy().into_owned())
-    });
+    let database = options
+        .database_name
+        .clone()
+        .unwrap_or_else(|| sqlseal_source::database_name_of(tracker.changes.path()));
     let mut changes = tracker.changes.begin()?;
     if changes.pages.is_some() && tracker.link != Some(state.parent) {
         changes.pages = None;
@@ -208,16 +207,7 @@ fn tracked_increment(
     })?;
     let recorded = crate::recorded_check(sqlseal_source::CheckLevel::None);
     let report = container.finish(trailer, &payload_digest, recorded, options, started)?;
-    let m = &report.header.metadata;
-    let next = ChainState {
-        database: m.database.clone(),
-        full: state.full,
-        parent: m.backup_id,
-        parent_image: produced.image_hash,
-        sequence,
-        parent_created: m.created,
-        index: produced.index,
-    };
+    let next = state.after_link(&report, sequence, produced.image_hash, produced.index);
     Ok(IncrementOutcome::Written(Box::new(report), next))
 }
 
@@ -243,10 +233,7 @@ impl Producer {
 
     /// Adds a record of page `number`; sends the block once it is full.
     fn record(&mut self, number: u64, page: &[u8]) -> bool {
-        // Page numbers fit u32: SQLite's limit.
-        self.out
-            .extend_from_slice(&encode_record_start(number as u32));
-        self.out.extend_from_slice(page);
+        push_record(&mut self.out, number, page);
         if self.out.len() < self.block_size {
             return true;
         }
@@ -319,14 +306,8 @@ impl Producer {
                 let mut missed = None;
                 let mut stopped = false;
                 let read = source.read_all(self.block_size, |block| {
-                    for page in block.chunks(page_size) {
-                        let hash = page_hash(page);
-                        produced.index.push(hash);
-                        produced.pages_read += 1;
-                        let number = produced.index.page_count();
-                        if parent.get(number) == Some(&hash) {
-                            continue;
-                        }
+                    produced.pages_read += (block.len() / page_size) as u64;
+                    push_changed_pages(&mut produced.index, parent, &block, |number, page| {
                         if let Some(named) = named
                             && number <= parent.page_count()
                             && named.binary_search(&(number as u32)).is_err()
@@ -335,12 +316,9 @@ impl Producer {
                             return false;
                         }
                         produced.changed += 1;
-                        if !self.record(number, page) {
-                            stopped = true;
-                            return false;
-                        }
-                    }
-                    true
+                        stopped = !self.record(number, page);
+                        !stopped
+                    })
                 });
                 if let Some(number) = missed {
                     return self.fail(EngineError::ChainState {

@@ -245,6 +245,15 @@ fn a_shrinking_database_restores_at_its_new_size() {
     let (name, next) = increment(&f, &state, 1);
     assert!(next.index.page_count() < state.index.page_count());
     assert_eq!(restore(&f, &f.store, &name).expect("restores"), dump(&f.db));
+    // Grown again past the full backup's size: the pages cut off and
+    // written anew are the new ones, not the full backup's.
+    insert(&f.db, 200_000, 8_000);
+    let (grown, last) = increment(&f, &next, 2);
+    assert!(last.index.page_count() > state.index.page_count());
+    assert_eq!(
+        restore(&f, &f.store, &grown).expect("restores"),
+        dump(&f.db)
+    );
 }
 
 fn tracker(db: &Path) -> IncrementTracker {

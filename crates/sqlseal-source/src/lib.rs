@@ -399,11 +399,15 @@ impl SnapshotSource for SqliteSource {
     }
 
     fn database_name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "database".into())
+        database_name_of(&self.path)
     }
+}
+
+/// The name backup headers record for the database at `path`: its file
+/// name (`database` if the path has none).
+pub fn database_name_of(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| "database".into(), |n| n.to_string_lossy().into_owned())
 }
 
 /// One consistent database image, handed out in blocks of whole pages,
