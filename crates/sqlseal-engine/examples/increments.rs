@@ -3,14 +3,19 @@
 //! increments after about PERCENT % of the table's rows changed (in ten
 //! contiguous runs each time) made as the daemon makes them (following the
 //! write-ahead log, reading the pages it names), then three made by the
-//! page-hash scan for comparison, then a restore of the full backup alone
-//! and of the newest point (both without the integrity check, to compare
-//! the rebuild itself). Prints one line per figure.
+//! page-hash scan for comparison, then restores of the full backup alone
+//! and of the newest point, three of each interleaved (without the
+//! integrity check, to compare the rebuild itself). Prints one line per
+//! figure.
 //!
 //! ```sh
 //! cargo run --release -p sqlseal-engine --example increments -- [MIB] [LINKS] [PERCENT] [DIR]
 //! ```
 //! (defaults: 1024 MiB, 30 links, 1 %, the system's temporary directory).
+//!
+//! With `SQLSEAL_KEEP=1` in the environment the working directory is kept:
+//! the chain in `chain/`, its key in `key.pem`, so that the restores can be
+//! timed again with the CLI: `benches/chain_restore.sh DIR`.
 
 use std::error::Error;
 use std::path::Path;
@@ -26,6 +31,11 @@ use sqlseal_engine::{
 use sqlseal_source::demo::create_demo_database;
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
 use sqlseal_store::LocalStore;
+
+/// The middle value (the upper one of an even count); `v` sorted.
+fn median(v: &[f64]) -> f64 {
+    v[v.len() / 2]
+}
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
@@ -68,7 +78,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let key = P256Identity::generate()?;
     let mut keyring = Keyring::new();
     keyring.add_identity(key.clone());
-    let options = BackupOptions::new(vec![key.recipient().clone()], key);
+    let options = BackupOptions::new(vec![key.recipient().clone()], key.clone());
     let mut source_options = SnapshotOptions::new(Method::DbPage);
     source_options.check = CheckLevel::None;
     let source = SqliteSource::new(&db, source_options.clone());
@@ -170,7 +180,6 @@ fn main() -> Result<(), Box<dyn Error>> {
         sizes.sort_unstable();
         times.sort_by(f64::total_cmp);
         pages.sort_unstable();
-        let median = |v: &[f64]| v[v.len() / 2];
         let size_median = sizes[sizes.len() / 2];
         println!(
             "increments after {percent} % of rows changed, {} ({count}): median {:.2} MiB ({:.2} % of the full backup), median {:.3} s, fastest {:.3} s, slowest {:.3} s{}",
@@ -200,32 +209,41 @@ fn main() -> Result<(), Box<dyn Error>> {
         },
         ..RestoreOptions::default()
     };
-    let t = Instant::now();
-    restore_backup(
-        &store,
-        &full.name,
-        &keyring,
-        &dir.path().join("full.db"),
-        &restore_options,
-        &cancel,
-        &none,
-    )?;
-    let full_restore = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let restored = restore_backup(
-        &store,
-        &last,
-        &keyring,
-        &dir.path().join("newest.db"),
-        &restore_options,
-        &cancel,
-        &none,
-    )?;
-    let chain_restore = t.elapsed().as_secs_f64();
+    // Interleaved, each after the writes before it reached the disk, so
+    // that neither pays for the other's (or the increments') writeback.
+    let (mut full_times, mut chain_times, mut links_applied) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..3 {
+        for (name, times) in [(&full.name, &mut full_times), (&last, &mut chain_times)] {
+            let target = dir.path().join("restored.db");
+            let _ = std::fs::remove_file(&target);
+            std::process::Command::new("sync").status()?;
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let t = Instant::now();
+            let restored = restore_backup(
+                &store,
+                name,
+                &keyring,
+                &target,
+                &restore_options,
+                &cancel,
+                &none,
+            )?;
+            times.push(t.elapsed().as_secs_f64());
+            links_applied = links_applied.max(restored.verified.chain.map_or(0, |c| c.links));
+        }
+    }
+    full_times.sort_by(f64::total_cmp);
+    chain_times.sort_by(f64::total_cmp);
+    let (full_restore, chain_restore) = (median(&full_times), median(&chain_times));
     println!(
-        "restore without check: full backup alone {full_restore:.2} s; newest point (full + {} increments) {chain_restore:.2} s ({:.2}x)",
-        restored.verified.chain.map_or(0, |c| c.links),
+        "restore without check (median of 3, interleaved): full backup alone {full_restore:.2} s; newest point (full + {links_applied} increments) {chain_restore:.2} s ({:.2}x)",
         chain_restore / full_restore
     );
+    if std::env::var_os("SQLSEAL_KEEP").is_some() {
+        let kept = dir.keep();
+        let mut pem = sqlseal_private::create_private_file(&kept.join("key.pem"))?;
+        std::io::Write::write_all(&mut pem, key.to_pkcs8_pem()?.as_bytes())?;
+        println!("kept: {}", kept.display());
+    }
     Ok(())
 }
