@@ -102,26 +102,38 @@ impl ChainState {
     /// hashes, and a SHA-256 of all that (so that a damaged file is refused,
     /// not trusted).
     pub fn encode(&self) -> Vec<u8> {
-        let name = self.database.as_bytes();
         let mut out = Vec::with_capacity(
-            STATE_FIXED + name.len() + self.index.hashes().len() * PAGE_HASH_LEN + 32,
+            STATE_FIXED + self.database.len() + self.index.hashes().len() * PAGE_HASH_LEN + 32,
         );
-        out.extend_from_slice(&STATE_MAGIC);
-        out.extend_from_slice(&self.full.0);
-        out.extend_from_slice(&self.parent.0);
-        out.extend_from_slice(&self.parent_image);
-        out.extend_from_slice(&self.sequence.to_be_bytes());
-        out.extend_from_slice(&self.parent_created.as_microsecond().to_be_bytes());
-        out.extend_from_slice(&self.index.page_size().to_be_bytes());
-        out.extend_from_slice(&self.index.page_count().to_be_bytes());
-        out.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        out.extend_from_slice(name);
-        for hash in self.index.hashes() {
-            out.extend_from_slice(hash);
-        }
-        let digest: [u8; 32] = Sha256::digest(&out).into();
-        out.extend_from_slice(&digest);
+        self.encode_into(&mut out)
+            .expect("writing to a Vec cannot fail");
         out
+    }
+
+    /// Writes [`ChainState::encode`]'s bytes to `out` as they are made,
+    /// without holding them all.
+    fn encode_into(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let mut sha = Sha256::new();
+        let mut put = |bytes: &[u8]| -> std::io::Result<()> {
+            sha.update(bytes);
+            out.write_all(bytes)
+        };
+        let name = self.database.as_bytes();
+        put(&STATE_MAGIC)?;
+        put(&self.full.0)?;
+        put(&self.parent.0)?;
+        put(&self.parent_image)?;
+        put(&self.sequence.to_be_bytes())?;
+        put(&self.parent_created.as_microsecond().to_be_bytes())?;
+        put(&self.index.page_size().to_be_bytes())?;
+        put(&self.index.page_count().to_be_bytes())?;
+        put(&(name.len() as u16).to_be_bytes())?;
+        put(name)?;
+        for hashes in self.index.hashes().chunks(4096) {
+            put(hashes.as_flattened())?;
+        }
+        let digest: [u8; 32] = sha.finalize().into();
+        out.write_all(&digest)
     }
 
     /// Strictly decodes [`ChainState::encode`]'s output; the reason otherwise.
@@ -185,10 +197,15 @@ impl ChainState {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
-        let mut file = sqlseal_private::private_tempfile_in(&dir, ".sqlseal-chain-")
+        let file = sqlseal_private::private_tempfile_in(&dir, ".sqlseal-chain-")
             .map_err(io_err("creating a temporary file in", &dir))?;
-        file.write_all(&self.encode())
-            .and_then(|()| file.as_file().sync_all())
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file.as_file());
+        self.encode_into(&mut out)
+            .and_then(|()| out.flush())
+            .and_then(|()| {
+                drop(out);
+                file.as_file().sync_all()
+            })
             .map_err(io_err("writing", file.path()))?;
         file.persist(path).map_err(|e| EngineError::Io {
             what: "replacing",

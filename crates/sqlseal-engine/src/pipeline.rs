@@ -150,7 +150,8 @@ where
         let producer = scope.spawn(move || -> Result<Trailer, PipelineError> {
             let chunks = producer_chunks;
             let mut digest = ImageDigest::new();
-            let mut pending = chunks.take(chunk_size);
+            // Grown as needed: an increment is often a few pages.
+            let mut pending = chunks.take(chunk_size.min(1 << 16));
             let mut index = 0u64;
             // Sends one chunk; Err when the consumer stopped (its error is
             // reported there).

@@ -17,7 +17,7 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
 use sqlseal_format::PageIndex;
-use sqlseal_format::increment::{encode_end, encode_preamble, page_hash};
+use sqlseal_format::increment::{PAGE_HASH_LEN, encode_end, encode_preamble, page_hash};
 use sqlseal_source::{ChangeTracker, SnapshotOptions, TrackedChanges};
 use sqlseal_store::BackupStore;
 
@@ -49,6 +49,9 @@ pub struct IncrementTracker {
     /// The link whose image the tracker's committed snapshot is.
     link: Option<BackupId>,
     last: Option<LinkScan>,
+    /// An index's allocation to build the next link's index in (see
+    /// [`IncrementTracker::recycle`]).
+    spare: Vec<[u8; PAGE_HASH_LEN]>,
 }
 
 impl IncrementTracker {
@@ -59,7 +62,15 @@ impl IncrementTracker {
             changes: ChangeTracker::new(path, options),
             link: None,
             last: None,
+            spare: Vec::new(),
         }
+    }
+
+    /// Takes back a chain state that is done with (the parent of the link
+    /// just made), so that the next link's index is built in its memory
+    /// rather than in a new allocation of 16 bytes a page.
+    pub fn recycle(&mut self, state: ChainState) {
+        self.spare = state.index.into_hashes();
     }
 
     /// Forgets what it follows: the next increment reads every page.
@@ -163,16 +174,18 @@ fn tracked_increment(
     let mut container = Container::start(store, name, metadata, options, true)?;
     progress.start(changes.info.image_len());
     let block_size = options.chunk_size as usize;
+    let spare = std::mem::take(&mut tracker.spare);
     let source = &mut tracker.changes;
     let (tx, rx) = sync_channel::<Result<Vec<u8>, EngineError>>(2);
     let (sealed, produced) = std::thread::scope(|scope| {
         let producer = scope.spawn(|| {
             let mut producer = Producer {
                 tx,
-                out: Vec::with_capacity(block_size * 2),
+                // Grown as needed: most links are a few pages.
+                out: Vec::new(),
                 block_size,
             };
-            producer.run(source, &state.index, &changes, scrub)
+            producer.run(source, &state.index, spare, &changes, scrub)
         });
         let sealed = container.seal_stream(
             rx.into_iter(),
@@ -197,6 +210,9 @@ fn tracked_increment(
         && changes.info.page_count == state.index.page_count();
     let (trailer, payload_digest) = match sealed {
         Err(EngineError::Cancelled) if unchanged && !cancel.is_cancelled() => {
+            if let Some(produced) = produced {
+                tracker.spare = produced.index.into_hashes();
+            }
             return Ok(IncrementOutcome::Unchanged);
         }
         other => other?,
@@ -250,6 +266,7 @@ impl Producer {
         &mut self,
         source: &mut ChangeTracker,
         parent: &PageIndex,
+        spare: Vec<[u8; PAGE_HASH_LEN]>,
         changes: &TrackedChanges,
         scrub: bool,
     ) -> Option<Produced> {
@@ -257,15 +274,20 @@ impl Producer {
         if !self.send(encode_preamble(info.page_size, info.page_count).to_vec()) {
             return None;
         }
+        let mut spare = spare;
+        spare.clear();
         let mut produced = Produced {
-            index: PageIndex::new(info.page_size),
+            index: PageIndex::from_hashes(info.page_size, spare),
             changed: 0,
             pages_read: 0,
             image_hash: [0; 32],
         };
         match (&changes.pages, scrub) {
             (Some(named), false) => {
-                let mut index = parent.clone();
+                let mut index = PageIndex::copy_into(
+                    parent,
+                    std::mem::replace(&mut produced.index, PageIndex::new(0)).into_hashes(),
+                );
                 index.truncate(info.page_count);
                 let kept = parent.page_count().min(info.page_count);
                 // The named pages of the parent's extent, then every page

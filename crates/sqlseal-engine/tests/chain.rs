@@ -291,6 +291,9 @@ fn tracked_increments_read_the_changed_pages_and_restore_every_point() {
         match tracked(&f, &mut tracker, state, i, i % 3 == 0).expect("increment") {
             IncrementOutcome::Written(report, next) => {
                 scans.push(tracker.last_scan().cloned().expect("a scan"));
+                // As the daemon does: the next link's index is built in the
+                // parent's memory, whatever it holds.
+                tracker.recycle(state.clone());
                 (report.name, next)
             }
             IncrementOutcome::Unchanged => panic!("link {i}: expected an increment"),

@@ -121,6 +121,19 @@ impl PageIndex {
         Ok(())
     }
 
+    /// A copy of `source` made in `buffer` (whatever it held is dropped,
+    /// its allocation reused): an index per link without a new allocation.
+    pub fn copy_into(source: &PageIndex, mut buffer: Vec<[u8; PAGE_HASH_LEN]>) -> PageIndex {
+        buffer.clear();
+        buffer.extend_from_slice(&source.hashes);
+        PageIndex::from_hashes(source.page_size, buffer)
+    }
+
+    /// The hashes, page 1 first, to reuse their allocation.
+    pub fn into_hashes(self) -> Vec<[u8; PAGE_HASH_LEN]> {
+        self.hashes
+    }
+
     /// Keeps the first `count` pages.
     pub fn truncate(&mut self, count: u64) {
         self.hashes

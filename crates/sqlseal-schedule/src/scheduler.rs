@@ -410,6 +410,10 @@ impl DatabaseJob for SqliteJob {
             }
             Ok(IncrementOutcome::Written(made, next)) => {
                 self.keep_chain(next);
+                // The parent's index becomes the next link's.
+                if let Ok(mut tracking) = self.tracker.lock() {
+                    tracking.0.recycle(state);
+                }
                 if let Ok(mut m) = self.increment_marker.lock() {
                     *m = marker;
                 }
