@@ -63,6 +63,24 @@ fn backups(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// A work directory holding the writer's database `app.db`, a key
+/// `server.pem` and `sqlseal.yaml` backing up `app.db` to `backups` with
+/// `backup` (YAML lines of the Backup section); and the database's backup
+/// directory.
+fn workdir(backup: &str) -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    writer_db(&w.join("app.db"));
+    keygen(w, "server.pem");
+    std::fs::write(
+        w.join("sqlseal.yaml"),
+        format!("Backup:\n  Location: backups\n{backup}Database:\n  Paths: [app.db]\n"),
+    )
+    .expect("config");
+    let dir = w.join("backups").join("app.db");
+    (work, dir)
+}
+
 fn start_daemon(w: &Path, what: &str) -> Proc {
     let daemon = Proc::spawn(sqlseal(&["run", "--config", "sqlseal.yaml"], w));
     let up = wait_until(Duration::from_secs(20), || {
@@ -81,17 +99,11 @@ fn stop_daemon(daemon: Proc) {
 
 #[test]
 fn the_daemon_makes_a_chain_that_restores_at_every_point_across_kill_9() {
-    let work = tempfile::tempdir().expect("tempdir");
+    let (work, dir) = workdir(
+        "  Frequency: 1h\n  IncrementFrequency: 1s\n  MaxCount: 3\n  Keys: [server.pem]\n  ChunkSize: 65536\n",
+    );
     let w = work.path();
     let db = w.join("app.db");
-    writer_db(&db);
-    keygen(w, "server.pem");
-    std::fs::write(
-        w.join("sqlseal.yaml"),
-        "Backup:\n  Location: backups\n  Frequency: 1h\n  IncrementFrequency: 1s\n  MaxCount: 3\n  Keys: [server.pem]\n  ChunkSize: 65536\nDatabase:\n  Paths: [app.db]\n",
-    )
-    .expect("config");
-    let dir = w.join("backups").join("app.db");
     let writer = start_writer_process("writer_process", &db);
 
     let daemon = start_daemon(w, "first start");
@@ -155,25 +167,7 @@ fn the_daemon_makes_a_chain_that_restores_at_every_point_across_kill_9() {
     }
 
     // `list --chains`: every backup is a full backup or an increment of one.
-    let o = run(
-        sqlseal(
-            &[
-                "backup",
-                "list",
-                "--dir",
-                p(&dir),
-                "--chains",
-                "--key",
-                "server.pem",
-                "--json",
-            ],
-            w,
-        ),
-        LIMIT,
-    );
-    let chains: serde_json::Value =
-        serde_json::from_str(&o.expect_success("list --chains")).expect("json");
-    let chains = chains.as_array().expect("array");
+    let chains = chains(w, &dir);
     let links: u64 = chains
         .iter()
         .map(|c| c["increments"].as_u64().expect("increments"))
@@ -227,16 +221,8 @@ fn the_daemon_makes_a_chain_that_restores_at_every_point_across_kill_9() {
 
 #[test]
 fn an_idle_database_makes_no_increment() {
-    let work = tempfile::tempdir().expect("tempdir");
+    let (work, dir) = workdir("  Frequency: 1h\n  IncrementFrequency: 1s\n  Keys: [server.pem]\n");
     let w = work.path();
-    writer_db(&w.join("app.db"));
-    keygen(w, "server.pem");
-    std::fs::write(
-        w.join("sqlseal.yaml"),
-        "Backup:\n  Location: backups\n  Frequency: 1h\n  IncrementFrequency: 1s\n  Keys: [server.pem]\nDatabase:\n  Paths: [app.db]\n",
-    )
-    .expect("config");
-    let dir = w.join("backups").join("app.db");
     let daemon = start_daemon(w, "start");
     assert!(
         wait_until(LIMIT, || backups(&dir).len() == 1),
@@ -370,4 +356,91 @@ fn backup_create_increment_continues_the_chain_and_starts_one_when_it_cannot() {
     );
     o.expect_success("restore");
     assert_eq!(rows_and_counter(&target), rows_and_counter(&db));
+}
+
+/// The chains in `dir`, as `backup list --chains --json` gives them.
+fn chains(w: &Path, dir: &Path) -> Vec<serde_json::Value> {
+    let o = run(
+        sqlseal(
+            &[
+                "backup",
+                "list",
+                "--dir",
+                p(dir),
+                "--chains",
+                "--key",
+                "server.pem",
+                "--json",
+            ],
+            w,
+        ),
+        LIMIT,
+    );
+    let chains: serde_json::Value =
+        serde_json::from_str(&o.expect_success("list --chains")).expect("json");
+    chains.as_array().expect("array").clone()
+}
+
+#[test]
+fn a_chain_whose_increments_outgrow_increment_max_percent_ends_with_a_full_backup() {
+    let (work, dir) = workdir(
+        "  Frequency: 1h\n  IncrementFrequency: 1s\n  IncrementMaxPercent: 10\n  Keys: [server.pem]\n",
+    );
+    let w = work.path();
+    let db = w.join("app.db");
+    let daemon = start_daemon(w, "start");
+    assert!(
+        wait_until(LIMIT, || backups(&dir).len() == 1),
+        "the first full backup: {}",
+        daemon.stderr()
+    );
+    // A small change: an increment well within 10 % of the full backup.
+    let commit = |sql: &str| {
+        Connection::open(&db)
+            .expect("open")
+            .execute_batch(sql)
+            .expect("commit")
+    };
+    commit("UPDATE t SET payload = randomblob(200) WHERE id <= 20; UPDATE counter SET n = n + 1;");
+    assert!(
+        wait_until(LIMIT, || backups(&dir).len() == 2),
+        "a small increment: {}",
+        daemon.stderr()
+    );
+    // A change of about a third of the rows: the increment is made (the
+    // chain was within bounds), and puts the chain over 10 %.
+    commit(
+        "UPDATE t SET payload = randomblob(200) WHERE id % 3 = 0; UPDATE counter SET n = n + 1;",
+    );
+    assert!(
+        wait_until(LIMIT, || backups(&dir).len() == 3),
+        "a large increment: {}",
+        daemon.stderr()
+    );
+    let before = chains(w, &dir);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["increments"].as_u64(), Some(2), "{before:?}");
+    // The next change starts a new chain with a full backup.
+    commit("UPDATE t SET payload = randomblob(200) WHERE id <= 20; UPDATE counter SET n = n + 1;");
+    assert!(
+        wait_until(LIMIT, || backups(&dir).len() == 4),
+        "the next backup: {}",
+        daemon.stderr()
+    );
+    let after = chains(w, &dir);
+    assert_eq!(after.len(), 2, "a new chain: {after:?}");
+    assert!(
+        daemon.stderr().contains("Backup.IncrementMaxPercent"),
+        "{}",
+        daemon.stderr()
+    );
+    // And that chain continues with increments.
+    commit("UPDATE t SET payload = randomblob(200) WHERE id <= 20; UPDATE counter SET n = n + 1;");
+    assert!(
+        wait_until(LIMIT, || backups(&dir).len() == 5),
+        "an increment of the new chain: {}",
+        daemon.stderr()
+    );
+    assert_eq!(chains(w, &dir).len(), 2);
+    stop_daemon(daemon);
 }

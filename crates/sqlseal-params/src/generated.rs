@@ -9,9 +9,10 @@ use crate::{ByteSize, Duration, Param, Secret};
 /// All parameters, one field per group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
-    /// The Backup group: Location, Frequency, IncrementFrequency, IncrementMaxAge, MaxCount,
-    /// KeepLast, KeepHourly, KeepDaily, KeepWeekly, KeepMonthly, KeepYearly, Keys, Recipients,
-    /// Trust, Method, Check, ChunkSize, Concurrency, TempDir, VerifyFrequency.
+    /// The Backup group: Location, Frequency, IncrementFrequency, IncrementMaxAge,
+    /// IncrementMaxPercent, MaxCount, KeepLast, KeepHourly, KeepDaily, KeepWeekly, KeepMonthly,
+    /// KeepYearly, Keys, Recipients, Trust, Method, Check, ChunkSize, Concurrency, TempDir,
+    /// VerifyFrequency.
     pub backup: Backup,
     /// The Database group: Paths, Dirs.
     pub database: Database,
@@ -63,6 +64,15 @@ pub struct Backup {
     ///
     /// `Backup.IncrementMaxAge`: duration, default `0`, environment `SQLSEAL_BACKUP_INCREMENTMAXAGE`.
     pub increment_max_age: Duration,
+    /// How large a chain's increments may grow, as a percentage of its full backup's size: once the
+    /// increments since the full backup add up to more, the next backup is a full one that starts a
+    /// new chain. A restore of any point reads the full backup and at most this much more, so this
+    /// bounds restore time (25, the default: at most about 1.5 times a restore of the full backup
+    /// alone, see docs/benchmarks.md) against storage (a full backup more often when many pages
+    /// change). 0 lets a chain grow until the next Backup.Frequency.
+    ///
+    /// `Backup.IncrementMaxPercent`: int, default `25`, environment `SQLSEAL_BACKUP_INCREMENTMAXPERCENT`.
+    pub increment_max_percent: u64,
     /// Number of backups to keep per database; older ones are deleted after each successful backup.
     /// 0 keeps all backups (unless a Backup.Keep* rule is set). Only backups whose header verifies
     /// count, and the newest is never deleted. With increments, it counts full backups, and
@@ -178,6 +188,7 @@ impl Default for Backup {
             frequency: Duration::new(86400, 0), // 24h
             increment_frequency: Duration::ZERO,
             increment_max_age: Duration::ZERO,
+            increment_max_percent: 25,
             max_count: 10,
             keep_last: 0,
             keep_hourly: 0,
@@ -394,11 +405,12 @@ choices! {
 
 /// Every parameter, in the order of `docs/parameters.yaml`.
 #[rustfmt::skip]
-pub static PARAMS: [Param; 35] = [
+pub static PARAMS: [Param; 36] = [
     Param::new("Backup.Location", "SQLSEAL_BACKUP_LOCATION", |p| &p.backup.location, |p| &mut p.backup.location),
     Param::new("Backup.Frequency", "SQLSEAL_BACKUP_FREQUENCY", |p| &p.backup.frequency, |p| &mut p.backup.frequency),
     Param::new("Backup.IncrementFrequency", "SQLSEAL_BACKUP_INCREMENTFREQUENCY", |p| &p.backup.increment_frequency, |p| &mut p.backup.increment_frequency),
     Param::new("Backup.IncrementMaxAge", "SQLSEAL_BACKUP_INCREMENTMAXAGE", |p| &p.backup.increment_max_age, |p| &mut p.backup.increment_max_age),
+    Param::new("Backup.IncrementMaxPercent", "SQLSEAL_BACKUP_INCREMENTMAXPERCENT", |p| &p.backup.increment_max_percent, |p| &mut p.backup.increment_max_percent),
     Param::new("Backup.MaxCount", "SQLSEAL_BACKUP_MAXCOUNT", |p| &p.backup.max_count, |p| &mut p.backup.max_count),
     Param::new("Backup.KeepLast", "SQLSEAL_BACKUP_KEEPLAST", |p| &p.backup.keep_last, |p| &mut p.backup.keep_last),
     Param::new("Backup.KeepHourly", "SQLSEAL_BACKUP_KEEPHOURLY", |p| &p.backup.keep_hourly, |p| &mut p.backup.keep_hourly),

@@ -146,6 +146,10 @@ pub struct Settings {
     /// `Backup.IncrementMaxAge`: increments older than this are deleted
     /// (but the newest chain's); `None` keeps them with their chain.
     pub increment_max_age: Option<jiff::SignedDuration>,
+    /// `Backup.IncrementMaxPercent`: a chain whose increments add up to
+    /// more than this percentage of its full backup's size is not continued
+    /// (a full backup starts a new one); 0 never ends a chain early.
+    pub increment_max_percent: u64,
     /// `Metrics.Listen`: where to serve `/metrics` and `/healthz`, checked
     /// to be a `HOST:PORT`; `None` when empty.
     pub metrics_listen: Option<String>,
@@ -359,6 +363,7 @@ impl Settings {
             verify_frequency,
             increment_frequency,
             increment_max_age,
+            increment_max_percent: b.increment_max_percent,
             metrics_listen,
             health,
             max_count: b.max_count,

@@ -146,10 +146,54 @@ const PIN_AT_MOST: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct ChainSlot {
     state: Option<ChainState>,
+    /// The sizes of the chain's full backup and of its increments, as
+    /// written (or listed, for a chain continued after a restart).
+    growth: Option<ChainGrowth>,
     loaded: bool,
     /// When a full backup made for want of a chain last failed: increments
     /// try again only after [`FULL_RETRY`], not every slot.
     full_failed: Option<Instant>,
+}
+
+/// How much a chain holds: its full backup's size and its increments'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ChainGrowth {
+    full: u64,
+    increments: u64,
+}
+
+impl ChainGrowth {
+    /// The sizes of the chain `state` continues, from a listing: its full
+    /// backup and every increment whose authenticated header names it.
+    fn listed(state: &ChainState, listed: &[sqlseal_engine::ListedBackup]) -> Option<ChainGrowth> {
+        let mut growth = ChainGrowth {
+            full: 0,
+            increments: 0,
+        };
+        let mut found = false;
+        for b in listed {
+            let Some(m) = b.verified_header().map(|h| &h.metadata) else {
+                continue;
+            };
+            match m.chain {
+                Some(link) if link.full == state.full => growth.increments += b.entry.size,
+                None if m.backup_id == state.full => {
+                    growth.full = b.entry.size;
+                    found = true;
+                }
+                _ => {}
+            }
+        }
+        found.then_some(growth)
+    }
+
+    /// The increments as a percentage of the full backup, when they are
+    /// more than `max_percent` of it (`Backup.IncrementMaxPercent`; 0: never).
+    fn over(&self, max_percent: u64) -> Option<u64> {
+        let percent = u128::from(self.increments) * 100 / u128::from(self.full.max(1));
+        (max_percent > 0 && percent > u128::from(max_percent))
+            .then(|| u64::try_from(percent).unwrap_or(u64::MAX))
+    }
 }
 
 /// How long increments wait before making another full backup for want of
@@ -207,6 +251,12 @@ impl SqliteJob {
     fn take_chain(&self) -> Option<ChainState> {
         let mut slot = self.chain.lock().ok()?;
         if let Some(state) = slot.state.take() {
+            let max_percent = self.settings.increment_max_percent;
+            if let Some(percent) = slot.growth.and_then(|g| g.over(max_percent)) {
+                info!(database = %self.db.name, percent, max_percent, "the chain's increments outgrew Backup.IncrementMaxPercent of its full backup; a full backup starts a new chain");
+                slot.growth = None;
+                return None;
+            }
             return Some(state);
         }
         if std::mem::replace(&mut slot.loaded, true) {
@@ -229,7 +279,11 @@ impl SqliteJob {
             .store(verified, std::sync::atomic::Ordering::Relaxed);
         if state.found_in(&listed) {
             info!(database = %self.db.name, link = state.sequence, "continuing the chain of the last run");
-            Some(state)
+            slot.growth = ChainGrowth::listed(&state, &listed);
+            slot.state = Some(state);
+            drop(slot);
+            // Continued only within Backup.IncrementMaxPercent.
+            self.take_chain()
         } else {
             warn!(database = %self.db.name, path = %path.display(), "the chain state names a backup that is not in the store; the next backup is a full one");
             None
@@ -237,13 +291,27 @@ impl SqliteJob {
     }
 
     /// Keeps `state` for the next increment, in memory and on disk.
-    fn keep_chain(&self, state: ChainState) {
+    /// `made` is the size of the backup that made it: a full backup that
+    /// starts the chain, or (`increment`) the chain's next link.
+    fn keep_chain(&self, state: ChainState, made: u64, increment: bool) {
         if let Err(e) = state.save(&self.chain_path()) {
             warn!(database = %self.db.name, error = %e, "could not write the chain state; a restart starts a new chain");
         }
         if let Ok(mut slot) = self.chain.lock() {
             slot.state = Some(state);
             slot.loaded = true;
+            slot.growth = match (slot.growth, increment) {
+                (Some(g), true) => Some(ChainGrowth {
+                    increments: g.increments.saturating_add(made),
+                    ..g
+                }),
+                // Increments of a chain of unknown size: not bounded.
+                (None, true) => None,
+                (_, false) => Some(ChainGrowth {
+                    full: made,
+                    increments: 0,
+                }),
+            };
         }
     }
 
@@ -409,7 +477,7 @@ impl DatabaseJob for SqliteJob {
                 Ok(None)
             }
             Ok(IncrementOutcome::Written(made, next)) => {
-                self.keep_chain(next);
+                self.keep_chain(next, made.size, true);
                 // The parent's index becomes the next link's.
                 if let Ok(mut tracking) = self.tracker.lock() {
                     tracking.0.recycle(state);
@@ -570,7 +638,7 @@ impl DatabaseJob for SqliteJob {
         if let Some(state) = chain {
             // Only now, with the backup durable and read back, do
             // increments follow it.
-            self.keep_chain(state);
+            self.keep_chain(state, made.size, false);
         }
         if let Ok(mut m) = self.increment_marker.lock() {
             *m = marker.clone();
@@ -1785,6 +1853,17 @@ mod tests {
             ],
             "a backup goes first on a tie; drills keep their own period"
         );
+    }
+
+    #[test]
+    fn a_chain_is_over_its_bound_only_past_the_percentage() {
+        let growth = |full, increments| ChainGrowth { full, increments };
+        assert_eq!(growth(1000, 500).over(50), None);
+        assert_eq!(growth(1000, 501).over(50), None, "50.1 % rounds down to 50");
+        assert_eq!(growth(1000, 510).over(50), Some(51));
+        assert_eq!(growth(1000, 5000).over(0), None, "0: never");
+        assert_eq!(growth(0, 1).over(50), Some(100), "an empty full backup");
+        assert_eq!(growth(1, u64::MAX).over(50), Some(u64::MAX));
     }
 
     #[tokio::test(start_paused = true)]
