@@ -23,7 +23,7 @@ SQLSEAL="$ROOT/target/release/sqlseal"
 OUT=$(mktemp -d "$DIR/restore.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT
 # The oldest backup of the chain directory is the chain's full backup.
-FULL=$(ls "$DIR/chain" | grep '\.sqlseal$' | sort | head -1)
+FULL=$(ls "$DIR/chain" | grep '\.sqlseal$' | sort | sed -n 1p)
 LINKS=$(($(ls "$DIR/chain" | grep -c '\.sqlseal$') - 1))
 
 seconds() {
