@@ -6,11 +6,14 @@
 //! thread: a plain one, an engine worker, or a `spawn_blocking` thread of
 //! another runtime (it never calls `block_on`, which panics there).
 //!
-//! Writes are multipart uploads: the writer fills a part (6 MiB by default)
-//! and hands it to an upload task, with at most two parts in flight, so an
-//! upload holds about three parts in memory whatever the backup's size.
-//! `finish` completes the upload, which is when the object appears; a
-//! writer dropped unfinished aborts it. Uploads that were never completed
+//! A backup smaller than a part (6 MiB by default: most increments) is one
+//! PUT at `finish`: two HEADs (at `create` and just before the PUT) make
+//! sure no object has its name, and the write path makes no LIST (the
+//! bucket is checked once per store, on its first write). A larger one is a multipart upload, started when the
+//! first part is full: the writer hands each full part to an upload task,
+//! with at most two parts in flight, so an upload holds about three parts
+//! in memory whatever the backup's size. `finish` completes the upload,
+//! which is when the object appears; a writer dropped unfinished aborts it. Uploads that were never completed
 //! (a crash, a server that went away) are never listed by S3; a bucket
 //! lifecycle rule ("abort incomplete multipart uploads after N days")
 //! reclaims their parts, so [`BackupStore::clean_stale`] has nothing to do.
@@ -23,6 +26,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -83,6 +87,8 @@ struct Inner {
     location: S3Location,
     part_size: usize,
     abort_wait: Duration,
+    /// Whether a LIST has shown that the bucket exists.
+    bucket_seen: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -233,12 +239,16 @@ impl Inner {
 
     /// Fails with [`StoreError::NoBucket`] when the bucket does not exist
     /// (a HEAD of a missing object cannot tell). Lists the (empty)
-    /// "directory" `path/`, which costs one small request.
+    /// "directory" `path/`, which costs one small request, until a listing
+    /// has succeeded once.
     fn check_bucket(&self, path: &ObjectPath) -> Result<()> {
+        if self.bucket_seen.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let client = Arc::clone(&self.client);
         let path = path.clone();
         self.run(async move { client.list_with_delimiter(Some(&path)).await })
-            .map(|_| ())
+            .map(|_| self.bucket_seen.store(true, Ordering::Relaxed))
             .map_err(|e| self.list_error(e))
     }
 
@@ -339,6 +349,7 @@ impl S3Store {
                 location,
                 part_size: settings.part_size,
                 abort_wait: settings.retry_timeout.min(MAX_ABORT_WAIT),
+                bucket_seen: AtomicBool::new(false),
             }),
         })
     }
@@ -448,23 +459,21 @@ impl BackupStore for S3Store {
         // Some servers start uploads into missing buckets and fail only
         // at the end; fail before the snapshot is streamed instead.
         inner.check_bucket(&path)?;
+        // The name is checked now (a HEAD), and again just before the
+        // object appears.
         if inner.exists(name, &path)? {
             return Err(StoreError::AlreadyExists(name.to_owned()));
         }
-        let client = Arc::clone(&inner.client);
-        let upload_path = path.clone();
-        let upload = inner
-            .run(async move { client.put_multipart(&upload_path).await })
-            .map_err(|e| inner.error("starting the upload of", inner.location.url(name), e))?;
         Ok(Box::new(S3Writer {
             inner: Arc::clone(inner),
             name: name.to_owned(),
             path,
-            upload: Some(upload),
+            upload: None,
             buffer: new_part(),
             parts: 0,
             in_flight: VecDeque::new(),
             failed: false,
+            done: false,
         }))
     }
 
@@ -498,12 +507,15 @@ struct S3Writer {
     inner: Arc<Inner>,
     name: String,
     path: ObjectPath,
-    /// `None` once finished or aborted.
+    /// The multipart upload, once the first part is full; `None` before
+    /// (and after it was completed or aborted).
     upload: Option<Box<dyn MultipartUpload>>,
     buffer: PutPayloadMut,
     parts: usize,
     in_flight: VecDeque<Pending<()>>,
     failed: bool,
+    /// Finished: nothing more may be written.
+    done: bool,
 }
 
 impl S3Writer {
@@ -516,6 +528,18 @@ impl S3Writer {
     fn send_part(&mut self) -> Result<()> {
         while self.in_flight.len() >= MAX_IN_FLIGHT {
             self.wait_oldest()?;
+        }
+        if self.done {
+            return Err(self.finished());
+        }
+        if self.upload.is_none() {
+            let client = Arc::clone(&self.inner.client);
+            let path = self.path.clone();
+            let started = self
+                .inner
+                .run(async move { client.put_multipart(&path).await })
+                .map_err(|e| self.inner.error("starting the upload of", self.url(), e))?;
+            self.upload = Some(started);
         }
         let Some(upload) = self.upload.as_mut() else {
             return Err(self.finished());
@@ -563,9 +587,34 @@ impl S3Writer {
         }
     }
 
+    /// Fails with [`StoreError::AlreadyExists`] when an object has this
+    /// backup's name (one HEAD): writing would replace it.
+    fn refuse_existing(&self) -> Result<()> {
+        if self.inner.exists(&self.name, &self.path)? {
+            return Err(StoreError::AlreadyExists(self.name.clone()));
+        }
+        Ok(())
+    }
+
     fn complete(&mut self) -> Result<()> {
         if self.failed {
             return Err(self.earlier_failure());
+        }
+        if self.done {
+            return Err(self.finished());
+        }
+        if self.upload.is_none() {
+            // Smaller than a part: one PUT, no multipart upload.
+            self.done = true;
+            self.refuse_existing()?;
+            let payload = std::mem::replace(&mut self.buffer, new_part()).freeze();
+            let client = Arc::clone(&self.inner.client);
+            let path = self.path.clone();
+            return self
+                .inner
+                .run(async move { client.put(&path, payload).await })
+                .map(|_| ())
+                .map_err(|e| self.inner.error("uploading", self.url(), e));
         }
         if !self.buffer.is_empty() {
             self.send_part()?;
@@ -581,6 +630,7 @@ impl S3Writer {
         let Some(mut upload) = self.upload.take() else {
             return Err(self.finished());
         };
+        self.done = true;
         let abort_wait = self.inner.abort_wait;
         self.inner
             .run(async move {
@@ -600,7 +650,7 @@ impl Write for S3Writer {
         if self.failed {
             return Err(io::Error::other(self.earlier_failure()));
         }
-        if self.upload.is_none() {
+        if self.done {
             return Err(io::Error::other(self.finished()));
         }
         let room = self.inner.part_size - self.buffer.content_length();
