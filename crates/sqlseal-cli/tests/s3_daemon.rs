@@ -15,7 +15,7 @@ use sqlseal_schedule::{
     DatabaseJob, RestoreOutcome, Scheduler, Settings, SqliteJob, auto_restore_settings, read_status,
 };
 use sqlseal_store::{BackupStore, open_store};
-use sqlseal_testkit::s3s::S3Server;
+use sqlseal_testkit::s3s::{CountingProxy, S3Server};
 use sqlseal_testkit::{Proc, Writer, keygen, rows, sqlseal, wait_until, write_key};
 
 fn add_rows(db: &Path, n: i64) {
@@ -368,4 +368,58 @@ fn chains_of_increments_work_on_s3() {
     let expected = rows(&e.db);
     lose_and_restore(&e, &newest.name);
     assert_eq!(rows(&e.db), expected);
+}
+
+/// Requests to S3, counted by a proxy in front of the server: an
+/// increment is one PUT (and the HEADs that keep it from replacing an
+/// object), with no LIST and no multipart upload; an idle database makes
+/// no request at all.
+#[test]
+fn an_increment_on_s3_is_one_put_and_an_idle_database_makes_no_request() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let proxy = CountingProxy::start(&server);
+    let mut e = env(&server, "counted", 0, false);
+    let mut through_proxy = server.settings();
+    through_proxy.endpoint = proxy.endpoint();
+    let location = Path::new(&server.url("counted")).join("app.db");
+    let store: Arc<dyn BackupStore> =
+        Arc::from(open_store(&location, &through_proxy).expect("S3 store"));
+    e.settings.databases[0].store = Arc::clone(&store);
+    e.settings.increment_frequency = Some(Duration::from_secs(1));
+    let job = SqliteJob::new(
+        e.settings.databases[0].clone(),
+        Arc::new(e.settings.clone()),
+    );
+    job.backup(at(0).timestamp(), &CancelFlag::new())
+        .expect("full backup");
+    proxy.take();
+    for i in 1..=3 {
+        add_rows(&e.db, 20);
+        let done = job
+            .increment(at(i).timestamp(), &CancelFlag::new())
+            .expect("increment")
+            .expect("rows changed");
+        assert!(done.increment, "{done:?}");
+        let requests = proxy.take();
+        let methods: Vec<&str> = requests
+            .iter()
+            .map(|r| r.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            methods,
+            ["HEAD", "HEAD", "PUT"],
+            "increment {i}: {requests:?}"
+        );
+    }
+    for i in 4..=6 {
+        assert_eq!(
+            job.increment(at(i).timestamp(), &CancelFlag::new())
+                .expect("idle"),
+            None
+        );
+    }
+    assert_eq!(proxy.take(), Vec::<String>::new(), "idle: no request");
+    assert_eq!(names(store.as_ref()).len(), 4);
 }

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use sqlseal_store::{BackupStore, S3Location, S3Settings, S3Store, StoreError, open_store};
-use sqlseal_testkit::s3s::{self, BUCKET, S3Server};
+use sqlseal_testkit::s3s::{self, BUCKET, CountingProxy, S3Server};
 
 fn name(i: u32) -> String {
     format!("app.db-20261124T0800{i:02}.000000Z-00{i:02}.sqlseal")
@@ -384,78 +384,14 @@ fn works_from_spawn_blocking_and_drops_in_async_code() {
     }
 }
 
-/// A TCP proxy in front of the S3 server that records the method and
-/// target of every HTTP/1.1 request it passes on (bodies framed by
-/// `Content-Length`, as object_store sends them).
-struct CountingProxy {
-    port: u16,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl CountingProxy {
-    fn start(upstream: String) -> CountingProxy {
-        use std::io::BufRead;
-        use std::net::{TcpListener, TcpStream};
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = std::sync::Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for client in listener.incoming().map_while(Result::ok) {
-                let seen = std::sync::Arc::clone(&seen);
-                let upstream = upstream.clone();
-                std::thread::spawn(move || -> std::io::Result<()> {
-                    let mut server = TcpStream::connect(&upstream)?;
-                    let (mut from_server, mut to_client) =
-                        (server.try_clone()?, client.try_clone()?);
-                    std::thread::spawn(move || std::io::copy(&mut from_server, &mut to_client));
-                    let mut from_client = std::io::BufReader::new(client);
-                    loop {
-                        let mut head = Vec::new();
-                        let mut length = 0usize;
-                        loop {
-                            let mut line = String::new();
-                            if from_client.read_line(&mut line)? == 0 {
-                                return Ok(());
-                            }
-                            if let Some((key, value)) = line.split_once(':')
-                                && key.eq_ignore_ascii_case("content-length")
-                            {
-                                length = value.trim().parse().unwrap_or(0);
-                            }
-                            let end = line == "\r\n";
-                            head.push(line);
-                            if end {
-                                break;
-                            }
-                        }
-                        let request: Vec<&str> = head[0].split(' ').take(2).collect();
-                        seen.lock().expect("requests").push(request.join(" "));
-                        let mut body = vec![0u8; length];
-                        from_client.read_exact(&mut body)?;
-                        server.write_all(head.concat().as_bytes())?;
-                        server.write_all(&body)?;
-                    }
-                });
-            }
-        });
-        CountingProxy { port, requests }
-    }
-
-    /// The requests since the last call, as `METHOD TARGET`.
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.requests.lock().expect("requests"))
-    }
-}
-
 #[test]
 fn a_backup_smaller_than_a_part_is_one_put_and_the_write_path_never_lists() {
     let Some(server) = S3Server::start() else {
         return;
     };
-    let proxy = CountingProxy::start(server.endpoint().trim_start_matches("http://").to_owned());
+    let proxy = CountingProxy::start(&server);
     let mut settings = server.settings();
-    settings.endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    settings.endpoint = proxy.endpoint();
     let store = store_with(&server, "counted", &settings);
     let write = |i: u32, len: usize| {
         let mut w = store.create(&name(i)).expect("create");

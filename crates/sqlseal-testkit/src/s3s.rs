@@ -207,3 +207,74 @@ impl Drop for S3Server {
         self.stop();
     }
 }
+
+/// A TCP proxy in front of the S3 server that records the method and
+/// target of every HTTP/1.1 request it passes on (bodies framed by
+/// `Content-Length`, as object_store sends them).
+pub struct CountingProxy {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl CountingProxy {
+    /// Starts a proxy to `server`; point a store's endpoint at
+    /// [`CountingProxy::endpoint`].
+    pub fn start(server: &S3Server) -> CountingProxy {
+        use std::io::{BufRead, Read, Write};
+        let upstream = format!("127.0.0.1:{}", server.port);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let seen = std::sync::Arc::clone(&seen);
+                let upstream = upstream.clone();
+                std::thread::spawn(move || -> std::io::Result<()> {
+                    let mut server = TcpStream::connect(&upstream)?;
+                    let (mut from_server, mut to_client) =
+                        (server.try_clone()?, client.try_clone()?);
+                    std::thread::spawn(move || std::io::copy(&mut from_server, &mut to_client));
+                    let mut from_client = std::io::BufReader::new(client);
+                    loop {
+                        let mut head = Vec::new();
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if from_client.read_line(&mut line)? == 0 {
+                                return Ok(());
+                            }
+                            if let Some((key, value)) = line.split_once(':')
+                                && key.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                            let end = line == "\r\n";
+                            head.push(line);
+                            if end {
+                                break;
+                            }
+                        }
+                        let request: Vec<&str> = head[0].split(' ').take(2).collect();
+                        seen.lock().expect("requests").push(request.join(" "));
+                        let mut body = vec![0u8; length];
+                        from_client.read_exact(&mut body)?;
+                        server.write_all(head.concat().as_bytes())?;
+                        server.write_all(&body)?;
+                    }
+                });
+            }
+        });
+        CountingProxy { port, requests }
+    }
+
+    /// `http://127.0.0.1:PORT` of the proxy.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The requests since the last call, as `METHOD TARGET`.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.requests.lock().expect("requests"))
+    }
+}
