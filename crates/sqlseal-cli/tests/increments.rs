@@ -442,5 +442,34 @@ fn a_chain_whose_increments_outgrow_increment_max_percent_ends_with_a_full_backu
         daemon.stderr()
     );
     assert_eq!(chains(w, &dir).len(), 2);
+    // A large increment puts that chain over the bound too; after a
+    // restart the chain's size comes from the listing, and the next
+    // change starts a third chain.
+    commit(
+        "UPDATE t SET payload = randomblob(200) WHERE id % 3 = 1; UPDATE counter SET n = n + 1;",
+    );
+    assert!(
+        wait_until(LIMIT, || backups(&dir).len() == 6),
+        "a large increment of the new chain: {}",
+        daemon.stderr()
+    );
+    stop_daemon(daemon);
+    assert_eq!(chains(w, &dir).len(), 2);
+    let daemon = start_daemon(w, "restart");
+    commit("UPDATE t SET payload = randomblob(200) WHERE id <= 20; UPDATE counter SET n = n + 1;");
+    assert!(
+        wait_until(LIMIT, || backups(&dir).len() == 7),
+        "the backup after the restart: {}",
+        daemon.stderr()
+    );
+    assert_eq!(chains(w, &dir).len(), 3, "a third chain");
+    assert!(
+        daemon
+            .stderr()
+            .contains("continuing the chain of the last run")
+            && daemon.stderr().contains("Backup.IncrementMaxPercent"),
+        "{}",
+        daemon.stderr()
+    );
     stop_daemon(daemon);
 }
