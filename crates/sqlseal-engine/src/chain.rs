@@ -763,24 +763,18 @@ fn index_after_links(
     Ok(PageIndex::from_hashes(page_size, hashes))
 }
 
-/// Syncs `file` (its data, and with `all` its metadata too) on a thread of
-/// its own, through a second descriptor: join it for the result. A thread
-/// left unjoined on an error path ends by itself.
-fn sync_in_background(
+/// Runs `job` on a thread of its own, over a second descriptor of `file`:
+/// join it for the result. A thread left unjoined on an error path ends by
+/// itself.
+fn in_background<T: Send + 'static>(
     file: &tempfile::NamedTempFile,
-    all: bool,
-) -> Result<std::thread::JoinHandle<std::io::Result<()>>, EngineError> {
+    job: impl FnOnce(&File) -> std::io::Result<T> + Send + 'static,
+) -> Result<std::thread::JoinHandle<std::io::Result<T>>, EngineError> {
     let copy = file
         .as_file()
         .try_clone()
         .map_err(io_err("opening", file.path()))?;
-    Ok(std::thread::spawn(move || {
-        if all {
-            copy.sync_all()
-        } else {
-            copy.sync_data()
-        }
-    }))
+    Ok(std::thread::spawn(move || job(&copy)))
 }
 
 /// Builds the image of increment `name` in `file`: the chain's full backup,
@@ -801,16 +795,10 @@ pub(crate) fn restore_chain_into_file(
     // Synced once, after the last link.
     let base = write_image_into_file(store, full_name, keyring, file, options, cancel, progress)?;
     // The full backup's pages go to disk while the links are applied.
-    let base_synced = sync_in_background(file, false)?;
+    let base_synced = in_background(file, File::sync_data)?;
     let page_size = base.header.metadata.page_size;
     // ... and are hashed: the pages no link writes need not be read again.
-    let base_index = {
-        let copy = file
-            .as_file()
-            .try_clone()
-            .map_err(io_err("opening", file.path()))?;
-        std::thread::spawn(move || index_file(&copy, page_size, 1))
-    };
+    let base_index = in_background(file, move |copy| index_file(copy, page_size, 1))?;
     let mut parent_id = base.header.metadata.backup_id;
     let mut parent_image = base.trailer.sha256;
     let mut parent_created = base.header.metadata.created;
@@ -906,7 +894,7 @@ pub(crate) fn restore_chain_into_file(
         });
     };
     // The links' pages go to disk while the image is hashed.
-    let synced = sync_in_background(file, true)?;
+    let synced = in_background(file, File::sync_all)?;
     let built = match base_index.join() {
         Ok(Ok(base_index)) => index_after_links(
             file.as_file(),

@@ -274,20 +274,15 @@ impl Producer {
         if !self.send(encode_preamble(info.page_size, info.page_count).to_vec()) {
             return None;
         }
-        let mut spare = spare;
-        spare.clear();
         let mut produced = Produced {
-            index: PageIndex::from_hashes(info.page_size, spare),
+            index: PageIndex::new(info.page_size),
             changed: 0,
             pages_read: 0,
             image_hash: [0; 32],
         };
         match (&changes.pages, scrub) {
             (Some(named), false) => {
-                let mut index = PageIndex::copy_into(
-                    parent,
-                    std::mem::replace(&mut produced.index, PageIndex::new(0)).into_hashes(),
-                );
+                let mut index = PageIndex::copy_into(parent, spare);
                 index.truncate(info.page_count);
                 let kept = parent.page_count().min(info.page_count);
                 // The named pages of the parent's extent, then every page
@@ -324,6 +319,9 @@ impl Producer {
                 produced.index = index;
             }
             (named, _) => {
+                let mut spare = spare;
+                spare.clear();
+                produced.index = PageIndex::from_hashes(info.page_size, spare);
                 let page_size = info.page_size as usize;
                 let mut missed = None;
                 let mut stopped = false;

@@ -9,14 +9,16 @@
 //! A backup smaller than a part (6 MiB by default: most increments) is one
 //! PUT at `finish`: two HEADs (at `create` and just before the PUT) make
 //! sure no object has its name, and the write path makes no LIST (the
-//! bucket is checked once per store, on its first write). A larger one is a multipart upload, started when the
-//! first part is full: the writer hands each full part to an upload task,
-//! with at most two parts in flight, so an upload holds about three parts
-//! in memory whatever the backup's size. `finish` completes the upload,
-//! which is when the object appears; a writer dropped unfinished aborts it. Uploads that were never completed
-//! (a crash, a server that went away) are never listed by S3; a bucket
-//! lifecycle rule ("abort incomplete multipart uploads after N days")
-//! reclaims their parts, so [`BackupStore::clean_stale`] has nothing to do.
+//! bucket is checked once per store, on its first write). A larger one is
+//! a multipart upload, started when the first part is full: the writer
+//! hands each full part to an upload task, with at most two parts in
+//! flight, so an upload holds about three parts in memory whatever the
+//! backup's size. `finish` completes the upload, which is when the object
+//! appears; a writer dropped unfinished aborts it. Uploads that were never
+//! completed (a crash, a server that went away) are never listed by S3; a
+//! bucket lifecycle rule ("abort incomplete multipart uploads after N
+//! days") reclaims their parts, so [`BackupStore::clean_stale`] has nothing
+//! to do.
 //!
 //! Reads are ranged GETs of at most 4 MiB (the first one 256 KiB, enough for
 //! a header), each pinned to the object's ETag, with the next range fetched
@@ -624,9 +626,7 @@ impl S3Writer {
         }
         // Completing replaces any object of that name; names carry a
         // random suffix, and this check narrows the window further.
-        if self.inner.exists(&self.name, &self.path)? {
-            return Err(StoreError::AlreadyExists(self.name.clone()));
-        }
+        self.refuse_existing()?;
         let Some(mut upload) = self.upload.take() else {
             return Err(self.finished());
         };
