@@ -312,8 +312,8 @@ enum BackupCommand {
         temp_dir: Option<PathBuf>,
         /// The integrity check run on the snapshot, beside the stream, and
         /// recorded in the signed seal: full (PRAGMA integrity_check, about
-        /// 4-5 s per GiB on one core), quick (PRAGMA quick_check, about a
-        /// tenth of that), or none. A database that fails it is not backed
+        /// 4-15 s per GiB of one core, split by table over the cores),
+        /// quick (PRAGMA quick_check, about a tenth of that), or none. A database that fails it is not backed
         /// up; --check none backs it up as it is.
         #[arg(long, value_enum, default_value = "full", value_name = "CHECK")]
         check: CheckArg,

@@ -144,12 +144,14 @@ pub struct Backup {
     /// is PRAGMA quick_check (b-tree and page structure but not whether indexes match their
     /// tables), none runs no check. A snapshot that fails the check is not backed up (the run fails
     /// with the first problem SQLite reports; set none to back up a damaged database as it is).
-    /// Costs: full takes about 4 to 5 seconds per GiB on one core (so create of a large database
-    /// takes as long as the check when that is longer than the stream), quick about a tenth of
-    /// that; with dbpage under WAL the write lock is held for milliseconds while the check
-    /// connection joins the snapshot, and checkpoints wait until the check ends. Restores (and
-    /// auto-restore) skip the check of a backup whose seal records full and run the full check on
-    /// any other. One of `full`, `quick`, `none`.
+    /// Costs: full takes about 4 to 15 seconds per GiB of one core (more where indexes were built
+    /// in random order), quick about a tenth of that, so create of a large database takes as long
+    /// as the check when that is longer than the stream. The check runs on one connection per core,
+    /// each table with its indexes on its own, so a database of several large tables checks in a
+    /// fraction of that; one large table gains nothing. With dbpage under WAL the write lock is
+    /// held for milliseconds while the check connections join the snapshot, and checkpoints wait
+    /// until the check ends. Restores (and auto-restore) skip the check of a backup whose seal
+    /// records full and run the full check on any other. One of `full`, `quick`, `none`.
     ///
     /// `Backup.Check`: string, default `full`, environment `SQLSEAL_BACKUP_CHECK`.
     pub check: BackupCheck,

@@ -66,6 +66,7 @@ use std::time::Duration;
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
 mod change;
+mod check;
 pub mod demo;
 mod tracker;
 pub mod wal;
@@ -179,7 +180,8 @@ impl FromStr for CheckLevel {
 #[error("unknown check `{0}`; use full, quick or none")]
 pub struct ParseCheckLevelError(pub String);
 
-/// The page cache an integrity check gets, at most, chosen so that a
+/// The page cache an integrity check gets, at most (shared equally by
+/// the connections it runs on), chosen so that a
 /// checked backup stays within the 64 MiB a command may use: the check runs
 /// beside the sealing pipeline (about 35 MiB), and the cache only grows as
 /// far as the image is large. A larger cache holds more of the index
@@ -644,13 +646,15 @@ fn begin_read(conn: &Connection, path: &Path) -> Result<u64> {
 /// write lock is held (for milliseconds) while both start; in the other
 /// journal modes `conn`'s shared lock keeps every writer from committing
 /// for as long as its read transaction lasts. Returns `conn`'s page count
-/// and the checker, or `None` for the checker when the snapshot cannot be
-/// shared (then the check runs on `conn` after the pages).
+/// and the checkers (one per core, see [`check_connections`]; the check is
+/// split among them where the database allows it), or none when the
+/// snapshot cannot be shared (then the check runs on `conn` after the
+/// pages).
 fn begin_with_checker(
     conn: &Connection,
     path: &Path,
     options: &SnapshotOptions,
-) -> Result<(u64, Option<Connection>)> {
+) -> Result<(u64, Vec<Connection>)> {
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .map_err(sqlite_err(path, "reading the journal mode"))?;
@@ -662,23 +666,42 @@ fn begin_with_checker(
     };
     let page_count = begin_read(conn, path)?;
     if wal && lock.is_none() {
-        return Ok((page_count, None));
+        return Ok((page_count, Vec::new()));
     }
-    let checker = open_source(path, options)?;
-    let same = begin_read(&checker, path)? == page_count;
+    let mut checkers = Vec::new();
+    let mut same = true;
+    for _ in 0..check_connections() {
+        let checker = open_source(path, options)?;
+        same &= begin_read(&checker, path)? == page_count;
+        checkers.push(checker);
+    }
     if let Some(lock) = lock {
-        // Both snapshots are pinned; let writers go on.
+        // Every snapshot is pinned; let writers go on.
         lock.execute_batch("ROLLBACK")
             .map_err(sqlite_err(path, "releasing the write lock"))?;
     }
-    Ok((page_count, same.then_some(checker)))
+    if !same {
+        checkers.clear();
+    }
+    Ok((page_count, checkers))
 }
+
+/// How many connections an integrity check runs on: one per core, at most
+/// [`MAX_CHECK_CONNECTIONS`].
+fn check_connections() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_CHECK_CONNECTIONS)
+}
+
+/// The most connections one integrity check runs on.
+const MAX_CHECK_CONNECTIONS: usize = 8;
 
 fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started) -> Result<()> {
     let conn = open_source(path, options)?;
     // One read transaction: every page comes from the same snapshot.
-    let (page_count, checker) = match options.check {
-        CheckLevel::None => (begin_read(&conn, path)?, None),
+    let (page_count, checkers) = match options.check {
+        CheckLevel::None => (begin_read(&conn, path)?, Vec::new()),
         _ => begin_with_checker(&conn, path, options)?,
     };
     let page_size: u32 = conn
@@ -694,13 +717,13 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
     let mut interrupts = vec![conn.get_interrupt_handle()];
     // The check of the same snapshot on its own connection, beside the
     // stream; dropped on every early return, which stops it.
-    let concurrent = checker.is_some();
-    let check_thread = match checker {
-        Some(checker) => {
-            interrupts.push(checker.get_interrupt_handle());
+    let concurrent = !checkers.is_empty();
+    let check_thread = match concurrent {
+        true => {
+            interrupts.extend(checkers.iter().map(Connection::get_interrupt_handle));
             let tx = started.take_check_tx();
             spawn_check(
-                checker,
+                checkers,
                 path,
                 options.check,
                 info.image_len(),
@@ -708,7 +731,7 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
                 started.stop.clone(),
             )?
         }
-        None => {
+        false => {
             if options.check == CheckLevel::None {
                 send_check(started.take_check_tx(), Ok(CheckLevel::None));
             }
@@ -733,7 +756,15 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
     // same read transaction, once the consumer has every block.
     started.end_blocks();
     let tx = started.take_check_tx();
-    let outcome = run_check(&conn, path, options.check, info.image_len(), &started.stop);
+    let mut conns = [conn];
+    let outcome = run_check(
+        &mut conns,
+        path,
+        options.check,
+        info.image_len(),
+        &started.stop,
+    );
+    let [conn] = conns;
     let cancelled = matches!(outcome, Err(SourceError::Cancelled));
     send_check(tx, outcome);
     if cancelled {
@@ -821,9 +852,10 @@ fn send_check(tx: Option<SyncSender<Result<CheckLevel>>>, outcome: Result<CheckL
     }
 }
 
-/// Runs `level` on `conn` on a thread of its own and sends the outcome.
+/// Runs `level` on `conns` (see [`run_check`]) on a thread of its own and
+/// sends the outcome.
 fn spawn_check(
-    conn: Connection,
+    mut conns: Vec<Connection>,
     path: &Path,
     level: CheckLevel,
     image_len: u64,
@@ -831,12 +863,12 @@ fn spawn_check(
     stop: Arc<AtomicBool>,
 ) -> Result<CheckThread> {
     let db = path.to_path_buf();
-    let interrupt = conn.get_interrupt_handle();
+    let interrupts = conns.iter().map(Connection::get_interrupt_handle).collect();
     let thread_stop = stop.clone();
     let handle = std::thread::Builder::new()
         .name("sqlseal-check".into())
         .spawn(move || {
-            let outcome = run_check(&conn, &db, level, image_len, &thread_stop);
+            let outcome = run_check(&mut conns, &db, level, image_len, &thread_stop);
             send_check(tx, outcome);
         })
         .map_err(|e| SourceError::Io {
@@ -845,7 +877,7 @@ fn spawn_check(
             source: e,
         })?;
     Ok(CheckThread {
-        running: Some((handle, interrupt)),
+        running: Some((handle, interrupts)),
         stop,
     })
 }
@@ -855,7 +887,7 @@ fn spawn_check(
 /// (an error, a cancel), it is told to stop, its statement interrupted,
 /// and joined.
 struct CheckThread {
-    running: Option<(JoinHandle<()>, InterruptHandle)>,
+    running: Option<(JoinHandle<()>, Vec<InterruptHandle>)>,
     stop: Arc<AtomicBool>,
 }
 
@@ -878,9 +910,9 @@ impl CheckThread {
 
 impl Drop for CheckThread {
     fn drop(&mut self) {
-        if let Some((thread, interrupt)) = self.running.take() {
+        if let Some((thread, interrupts)) = self.running.take() {
             self.stop.store(true, Ordering::SeqCst);
-            interrupt_until_done(&thread, &[interrupt]);
+            interrupt_until_done(&thread, &interrupts);
             let _ = thread.join();
         }
     }
@@ -897,13 +929,15 @@ fn interrupt_until_done(thread: &JoinHandle<()>, handles: &[InterruptHandle]) {
     }
 }
 
-/// Runs `level` on `conn` (in whatever transaction it is in) with a page
-/// cache sized for the check: `Ok(level)` when SQLite reports `ok`,
+/// Runs `level` on the image `conns` read (each in a read transaction on
+/// the same snapshot; split among them where the database allows it, see
+/// [`check`]) with a page cache sized for the check: `Ok(level)` when
+/// SQLite reports `ok`,
 /// [`SourceError::CheckFailed`] with the first problem otherwise, and
 /// [`SourceError::Cancelled`] when `stop` was raised (the statement is
 /// interrupted from outside).
 fn run_check(
-    conn: &Connection,
+    conns: &mut [Connection],
     path: &Path,
     level: CheckLevel,
     image_len: u64,
@@ -912,7 +946,7 @@ fn run_check(
     if stop.load(Ordering::SeqCst) {
         return Err(SourceError::Cancelled);
     }
-    match check_lines(conn, level, image_len, 1) {
+    match check_lines(conns, level, image_len, 1) {
         Ok(lines) if is_ok(&lines) => Ok(level),
         Ok(lines) => Err(SourceError::CheckFailed {
             path: path.to_path_buf(),
@@ -932,28 +966,15 @@ fn check_cache_kib(image_len: u64) -> i64 {
     -(i64::try_from(kib).unwrap_or(i64::MAX).max(2000))
 }
 
-/// The first `max_lines` lines of `level`'s report on `conn`.
+/// The first `max_lines` lines of `level`'s report on the image `conns`
+/// read.
 fn check_lines(
-    conn: &Connection,
+    conns: &mut [Connection],
     level: CheckLevel,
     image_len: u64,
     max_lines: usize,
 ) -> rusqlite::Result<Vec<String>> {
-    let Some(pragma) = level.pragma() else {
-        return Ok(vec!["ok".to_owned()]);
-    };
-    conn.execute_batch(&format!(
-        "PRAGMA cache_size = {}",
-        check_cache_kib(image_len)
-    ))?;
-    // The argument caps the problems SQLite collects (it stops early on a
-    // badly damaged file).
-    let mut stmt = conn.prepare(&format!("PRAGMA {pragma}({max_lines})"))?;
-    let lines = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .take(max_lines)
-        .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(lines.iter().map(|l| one_problem(l)).collect())
+    check::check_on(conns, level, check_cache_kib(image_len), max_lines).map(|r| r.lines)
 }
 
 /// SQLite's `*** in database main ***` line.
@@ -1070,11 +1091,13 @@ fn snapshot_via_file(path: &Path, options: &SnapshotOptions, started: &mut Start
             CheckThread::none(started.stop.clone())
         }
         level => {
-            let checker = open_image(&copy)?;
-            interrupts.push(checker.get_interrupt_handle());
+            let checkers = (0..check_connections())
+                .map(|_| open_image(&copy))
+                .collect::<Result<Vec<_>>>()?;
+            interrupts.extend(checkers.iter().map(Connection::get_interrupt_handle));
             let tx = started.take_check_tx();
             spawn_check(
-                checker,
+                checkers,
                 path,
                 level,
                 info.image_len(),
@@ -1175,19 +1198,21 @@ pub fn check_image(
     if len == 0 || level == CheckLevel::None {
         return Ok(());
     }
-    let conn = open_image(path)?;
-    let interrupt = conn.get_interrupt_handle();
+    let mut conns = (0..check_connections())
+        .map(|_| open_image(path))
+        .collect::<Result<Vec<_>>>()?;
+    let interrupts: Vec<_> = conns.iter().map(Connection::get_interrupt_handle).collect();
     let done = AtomicBool::new(false);
     let lines = std::thread::scope(|scope| {
         scope.spawn(|| {
             while !done.load(Ordering::SeqCst) {
                 if cancelled() {
-                    interrupt.interrupt();
+                    interrupts.iter().for_each(InterruptHandle::interrupt);
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        let lines = check_lines(&conn, level, len, 5);
+        let lines = check_lines(&mut conns, level, len, 5);
         done.store(true, Ordering::SeqCst);
         lines
     });
@@ -1330,10 +1355,12 @@ mod tests {
         };
         for _ in 0..30 {
             let reader = open_source(&db, &options).expect("reader");
-            let (_, checker) = begin_with_checker(&reader, &db, &options).expect("pinned");
-            let checker = checker.expect("a checker on the same snapshot");
+            let (_, checkers) = begin_with_checker(&reader, &db, &options).expect("pinned");
+            assert!(!checkers.is_empty(), "checkers on the same snapshot");
             std::thread::sleep(Duration::from_millis(2));
-            assert_eq!(count(&reader), count(&checker));
+            for checker in &checkers {
+                assert_eq!(count(&reader), count(checker));
+            }
         }
         stop.store(true, Ordering::SeqCst);
         assert!(writer.join().expect("writer") > 0, "the writer committed");

@@ -1,0 +1,614 @@
+//! SQLite's integrity check of one image, on several connections at once.
+//!
+//! `PRAGMA integrity_check` walks the whole file on one core. With several
+//! connections reading the same image (the same snapshot), the work is
+//! split the way SQLite allows it: `PRAGMA integrity_check(TABLE)` (and
+//! `quick_check(TABLE)`) checks one table and its indexes, with everything
+//! the whole-file check does for them (b-tree structure, records,
+//! constraints, that every index holds exactly its table's rows), and the
+//! check of `sqlite_schema` includes the freelist. The one thing only the
+//! whole-file check does, that every page of the file belongs to exactly
+//! one b-tree or to the freelist, is done here ([`page_accounting`]): the
+//! pages of every b-tree from `dbstat`, the freelist read from its trunk
+//! pages, every page counted. Databases with `auto_vacuum` (whose pointer
+//! map only the whole-file check verifies), or with fewer than two tables
+//! (nothing to split), get the whole-file check on one connection.
+//!
+//! The tables are checked from a shared queue; the page accounting runs
+//! first (well under a second per GiB) and then orders what is left of the
+//! queue largest first, so that a large table does not start last.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rusqlite::Connection;
+
+use crate::CheckLevel;
+
+/// One piece of a split check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Job {
+    /// Every page belongs to exactly one b-tree or the freelist.
+    Pages,
+    /// `PRAGMA integrity_check(TABLE)` (or `quick_check`) of one table.
+    Table(String),
+}
+
+/// What a check found: at most the number of lines asked for, `["ok"]`
+/// when sound, and how many connections it ran on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckReport {
+    /// SQLite's lines (`ok`, or one per problem).
+    pub lines: Vec<String>,
+    /// How many connections the check ran on (1: the whole-file check).
+    pub connections: usize,
+}
+
+/// Runs `level` on the image that every connection of `conns` reads (each
+/// in the same read transaction, or on an immutable file), each with a
+/// page cache of `cache_kib` (as `PRAGMA cache_size` takes it) divided
+/// among them. Splits the check when there are two connections or more
+/// and the database allows it (see the module documentation).
+pub(crate) fn check_on(
+    conns: &mut [Connection],
+    level: CheckLevel,
+    cache_kib: i64,
+    max_lines: usize,
+) -> rusqlite::Result<CheckReport> {
+    let Some(pragma) = level.pragma() else {
+        return Ok(CheckReport {
+            lines: vec!["ok".to_owned()],
+            connections: 0,
+        });
+    };
+    let Some(first) = conns.first() else {
+        return Ok(CheckReport {
+            lines: vec!["ok".to_owned()],
+            connections: 0,
+        });
+    };
+    let tables = if conns.len() > 1 {
+        splittable_tables(first)?
+    } else {
+        None
+    };
+    let Some(tables) = tables else {
+        first.execute_batch(&format!("PRAGMA cache_size = {cache_kib}"))?;
+        let lines = pragma_lines(first, &format!("PRAGMA {pragma}({max_lines})"), max_lines)?;
+        return Ok(CheckReport {
+            lines,
+            connections: 1,
+        });
+    };
+    let jobs: VecDeque<Job> = std::iter::once(Job::Pages)
+        .chain(std::iter::once(Job::Table("sqlite_schema".to_owned())))
+        .chain(tables.into_iter().map(Job::Table))
+        .collect();
+    let workers = conns.len().min(jobs.len());
+    let per_connection = cache_kib / i64::try_from(workers).unwrap_or(1);
+    let shared = Shared {
+        queue: Mutex::new(jobs),
+        problems: Mutex::new(Vec::new()),
+        failed: AtomicBool::new(false),
+        max_lines,
+    };
+    let outcomes: Vec<rusqlite::Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = conns[..workers]
+            .iter_mut()
+            .map(|conn| {
+                let shared = &shared;
+                scope.spawn(move || {
+                    conn.execute_batch(&format!("PRAGMA cache_size = {per_connection}"))?;
+                    shared.work(conn, pragma)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(rusqlite::Error::InvalidQuery))
+            })
+            .collect()
+    });
+    let problems = shared
+        .problems
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    // A problem found is the answer even if another connection was then
+    // interrupted; otherwise any error is.
+    if problems.is_empty() {
+        for outcome in outcomes {
+            outcome?;
+        }
+    }
+    let lines = if problems.is_empty() {
+        vec!["ok".to_owned()]
+    } else {
+        problems
+    };
+    Ok(CheckReport {
+        lines,
+        connections: workers,
+    })
+}
+
+/// The state the workers of one split check share.
+struct Shared {
+    queue: Mutex<VecDeque<Job>>,
+    problems: Mutex<Vec<String>>,
+    /// Set at the first problem: the others stop taking jobs.
+    failed: AtomicBool,
+    max_lines: usize,
+}
+
+impl Shared {
+    fn next(&self) -> Option<Job> {
+        if self.failed.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    fn report(&self, lines: Vec<String>) {
+        if lines.len() == 1 && lines[0] == "ok" || lines.is_empty() {
+            return;
+        }
+        self.failed.store(true, Ordering::SeqCst);
+        let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        let room = self.max_lines.saturating_sub(problems.len());
+        problems.extend(lines.into_iter().take(room));
+    }
+
+    /// Takes jobs until the queue is empty or a problem was found.
+    fn work(&self, conn: &Connection, pragma: &str) -> rusqlite::Result<()> {
+        while let Some(job) = self.next() {
+            match job {
+                Job::Pages => {
+                    let (problems, pages_of) = page_accounting(conn, self.max_lines)?;
+                    self.report(problems);
+                    let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                    queue.make_contiguous().sort_by_key(|job| match job {
+                        Job::Table(name) => {
+                            std::cmp::Reverse(pages_of.get(name).copied().unwrap_or(0))
+                        }
+                        Job::Pages => std::cmp::Reverse(0),
+                    });
+                }
+                Job::Table(name) => {
+                    let sql = format!("PRAGMA {pragma}({})", quote(&name));
+                    match pragma_lines(conn, &sql, self.max_lines) {
+                        Ok(lines) => self.report(lines),
+                        // The whole-file check reports what it found so
+                        // far; this reports the table it stopped in.
+                        Err(e) if is_damage(&e) => self.report(vec![format!("table {name}: {e}")]),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tables of a database whose check can be split, or `None` when it
+/// cannot (auto_vacuum) or need not be (fewer than two tables).
+fn splittable_tables(conn: &Connection) -> rusqlite::Result<Option<Vec<String>>> {
+    let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if auto_vacuum != 0 {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND rootpage > 0 ORDER BY rootpage",
+    )?;
+    let tables = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((tables.len() >= 2).then_some(tables))
+}
+
+/// `name` as an SQL string literal.
+fn quote(name: &str) -> String {
+    format!("'{}'", name.replace('\'', "''"))
+}
+
+/// The first `max_lines` lines of an integrity check pragma, each made one
+/// line (see [`crate::one_problem`]). SQLite may end a report with
+/// `SQLITE_CORRUPT` after the problems it found: that is a line too.
+fn pragma_lines(conn: &Connection, sql: &str, max_lines: usize) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([])?;
+    let mut lines = Vec::new();
+    while lines.len() < max_lines {
+        match rows.next() {
+            Ok(Some(row)) => lines.push(crate::one_problem(&row.get::<_, String>(0)?)),
+            Ok(None) => break,
+            Err(e) if is_damage(&e) => {
+                lines.push(e.to_string());
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(lines)
+}
+
+/// The byte offset SQLite leaves unused in every database: the page that
+/// holds it belongs to nothing.
+const PENDING_BYTE: u64 = 0x4000_0000;
+
+/// Checks that every page of the database `conn` reads belongs to exactly
+/// one b-tree or the freelist, as the whole-file `integrity_check` does.
+/// Returns the problems (SQLite's wording: `Page N: never used`, `2nd
+/// reference to page N`; at most `max_lines`) and the pages each table
+/// holds with its indexes. Damage that keeps `dbstat` or the freelist from
+/// being read is a problem, not an error.
+fn page_accounting(
+    conn: &Connection,
+    max_lines: usize,
+) -> rusqlite::Result<(Vec<String>, HashMap<String, u64>)> {
+    let page_count: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let (page_count, page_size) = (page_count.max(0) as u64, page_size.max(512) as u64);
+    let mut problems = Vec::new();
+    let mut counts = PageCounts::new(page_count);
+    let table_of: HashMap<String, String> = {
+        let mut stmt = conn.prepare("SELECT name, tbl_name FROM sqlite_schema")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let mut pages_of: HashMap<String, u64> = HashMap::new();
+    let walked = (|| -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare("SELECT name, pageno FROM dbstat")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let name = row.get_ref(0)?.as_str().unwrap_or_default();
+            let page: i64 = row.get(1)?;
+            counts.add(u64::try_from(page).unwrap_or(0));
+            let table = table_of.get(name).map_or(name, String::as_str);
+            match pages_of.get_mut(table) {
+                Some(n) => *n += 1,
+                None => {
+                    pages_of.insert(table.to_owned(), 1);
+                }
+            }
+        }
+        Ok(())
+    })();
+    match walked {
+        Ok(()) => {}
+        Err(e) if is_damage(&e) => problems.push(format!("Page accounting: {e}")),
+        Err(e) => return Err(e),
+    }
+    match freelist_pages(conn, page_count, page_size) {
+        Ok(Ok(free)) => free.into_iter().for_each(|p| counts.add(p)),
+        Ok(Err(problem)) => problems.push(format!("Freelist: {problem}")),
+        Err(e) if is_damage(&e) => problems.push(format!("Freelist: {e}")),
+        Err(e) => return Err(e),
+    }
+    if problems.is_empty() {
+        let pending = PENDING_BYTE / page_size + 1;
+        if pending <= page_count {
+            counts.add(pending);
+        }
+        problems = counts.problems(max_lines);
+    }
+    problems.truncate(max_lines);
+    Ok((problems, pages_of))
+}
+
+/// An error that means the file is damaged rather than that the check
+/// could not run (interrupted, out of memory).
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// The freelist's trunk and leaf pages, read from page 1's header and the
+/// trunk pages through `sqlite_dbpage`; `Ok(Err(..))` describes a
+/// freelist that cannot be walked (a page number out of range, a loop, a
+/// trunk page claiming more leaves than it holds).
+fn freelist_pages(
+    conn: &Connection,
+    page_count: u64,
+    page_size: u64,
+) -> rusqlite::Result<Result<Vec<u64>, String>> {
+    let mut stmt = conn.prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?1")?;
+    let mut read = |page: u64| -> rusqlite::Result<Vec<u8>> {
+        let page = i64::try_from(page).unwrap_or(i64::MAX);
+        stmt.query_row([page], |r| r.get::<_, Vec<u8>>(0))
+    };
+    let first = read(1)?;
+    let Some(header) = first.get(..100) else {
+        return Ok(Err("page 1 is shorter than the database header".into()));
+    };
+    let reserved = u64::from(header[20]);
+    let usable = page_size.saturating_sub(reserved);
+    let mut trunk = u64::from(be32(&header[32..36]));
+    let total = u64::from(be32(&header[36..40]));
+    let mut pages = Vec::new();
+    let mut trunks = 0u64;
+    while trunk != 0 {
+        trunks += 1;
+        if trunk > page_count || trunks > page_count {
+            return Ok(Err(format!(
+                "trunk page {trunk} is out of range or loops (the file has {page_count} pages)"
+            )));
+        }
+        let data = read(trunk)?;
+        if data.len() < 8 {
+            return Ok(Err(format!("trunk page {trunk} is short")));
+        }
+        let leaves = u64::from(be32(&data[4..8]));
+        if leaves > (usable / 4).saturating_sub(2) {
+            return Ok(Err(format!(
+                "trunk page {trunk} claims {leaves} leaves, more than a page holds"
+            )));
+        }
+        pages.push(trunk);
+        for i in 0..leaves as usize {
+            let at = 8 + 4 * i;
+            let leaf = u64::from(be32(&data[at..at + 4]));
+            if leaf == 0 || leaf > page_count {
+                return Ok(Err(format!(
+                    "leaf page {leaf} on trunk page {trunk} is out of range"
+                )));
+            }
+            pages.push(leaf);
+        }
+        trunk = u64::from(be32(&data[..4]));
+    }
+    if pages.len() as u64 != total {
+        return Ok(Err(format!(
+            "the header counts {total} free pages, the freelist holds {}",
+            pages.len()
+        )));
+    }
+    Ok(Ok(pages))
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// How often each page of a file was found in use: 0, 1, or more.
+#[derive(Debug)]
+pub(crate) struct PageCounts {
+    /// Index 0 is page 1. Saturates at 2.
+    seen: Vec<u8>,
+    /// Page numbers beyond the file, in the order found.
+    beyond: Vec<u64>,
+}
+
+impl PageCounts {
+    pub(crate) fn new(page_count: u64) -> Self {
+        PageCounts {
+            seen: vec![0; usize::try_from(page_count).unwrap_or(0)],
+            beyond: Vec::new(),
+        }
+    }
+
+    /// Counts one use of `page` (numbered from 1).
+    pub(crate) fn add(&mut self, page: u64) {
+        let slot = page
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.seen.get_mut(i));
+        match slot {
+            Some(n) => *n = n.saturating_add(1).min(2),
+            // Beyond the file, or page 0 (which is no page).
+            None => self.beyond.push(page),
+        }
+    }
+
+    /// The first `max_lines` problems, in page order, in SQLite's wording.
+    pub(crate) fn problems(&self, max_lines: usize) -> Vec<String> {
+        let pages = self.seen.len() as u64;
+        let beyond = self
+            .beyond
+            .iter()
+            .map(|p| format!("invalid page number {p} (the file has {pages} pages)"));
+        let counted = self.seen.iter().enumerate().filter_map(|(i, n)| match n {
+            0 => Some(format!("Page {}: never used", i + 1)),
+            1 => None,
+            _ => Some(format!("2nd reference to page {}", i + 1)),
+        });
+        beyond.chain(counted).take(max_lines).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_used_once_are_sound_and_the_rest_are_named() {
+        let mut counts = PageCounts::new(5);
+        for p in [1, 2, 4, 4, 5, 4, 9, 0] {
+            counts.add(p);
+        }
+        assert_eq!(
+            counts.problems(10),
+            [
+                "invalid page number 9 (the file has 5 pages)",
+                "invalid page number 0 (the file has 5 pages)",
+                "Page 3: never used",
+                "2nd reference to page 4",
+            ]
+        );
+        assert_eq!(counts.problems(1).len(), 1);
+        let mut sound = PageCounts::new(3);
+        (1..=3).for_each(|p| sound.add(p));
+        assert!(sound.problems(10).is_empty());
+    }
+
+    /// A database of three tables (two with indexes) and free pages.
+    fn tables_db(dir: &std::path::Path, auto_vacuum: bool) -> std::path::PathBuf {
+        let db = dir.join("tables.db");
+        let conn = Connection::open(&db).expect("open");
+        conn.execute_batch(&format!(
+            "PRAGMA auto_vacuum = {};
+             CREATE TABLE a(id INTEGER PRIMARY KEY, name TEXT);
+             CREATE INDEX a_name ON a(name);
+             CREATE TABLE b(id INTEGER PRIMARY KEY, body TEXT);
+             CREATE TABLE \"it's\"(k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID;
+             CREATE INDEX its_v ON \"it's\"(v);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)
+             INSERT INTO a(name) SELECT 'name ' || (i * 7919 % 3000) FROM c;
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 400)
+             INSERT INTO b(body) SELECT printf('%.*c', 900, 'x') || i FROM c;
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
+             INSERT INTO \"it's\" SELECT 'key ' || i, i % 97 FROM c;
+             DELETE FROM b WHERE id > 100;",
+            if auto_vacuum { "FULL" } else { "NONE" }
+        ))
+        .expect("fill");
+        db
+    }
+
+    fn connections(db: &std::path::Path, n: usize) -> Vec<Connection> {
+        (0..n)
+            .map(|_| crate::open_image(db).expect("open image"))
+            .collect()
+    }
+
+    fn check(db: &std::path::Path, n: usize, level: CheckLevel) -> CheckReport {
+        check_on(&mut connections(db, n), level, -2000, 20).expect("check runs")
+    }
+
+    /// Each problem of a report once, sorted: SQLite puts several on one
+    /// line (made `; `-separated), the split check one on each.
+    fn problems(lines: &[String]) -> Vec<String> {
+        let mut all: Vec<String> = lines
+            .iter()
+            .flat_map(|l| l.split("; ").map(str::to_owned))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Writes `bytes` at `offset` of `db` with plain file I/O.
+    fn patch(db: &std::path::Path, offset: usize, bytes: &[u8]) {
+        let mut image = std::fs::read(db).expect("read");
+        image[offset..offset + bytes.len()].copy_from_slice(bytes);
+        std::fs::write(db, image).expect("write");
+    }
+
+    #[test]
+    fn a_sound_database_is_checked_on_every_connection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), false);
+        let free: i64 = Connection::open(&db)
+            .expect("open")
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .expect("freelist");
+        assert!(free > 0, "the database has free pages");
+        for level in [CheckLevel::Full, CheckLevel::Quick] {
+            let split = check(&db, 3, level);
+            assert_eq!(split.lines, ["ok"], "{level}");
+            assert_eq!(split.connections, 3, "{level}");
+            let whole = check(&db, 1, level);
+            assert_eq!(whole.lines, ["ok"], "{level}");
+            assert_eq!(whole.connections, 1, "{level}");
+        }
+        assert_eq!(check(&db, 2, CheckLevel::None).lines, ["ok"]);
+    }
+
+    #[test]
+    fn free_pages_left_out_of_the_freelist_are_found_as_by_the_whole_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), false);
+        // No freelist in the header: its pages now belong to nothing, which
+        // no check of a single table can see.
+        patch(&db, 32, &[0; 8]);
+        let whole = check(&db, 1, CheckLevel::Full);
+        assert!(whole.lines[0].ends_with("never used"), "{:?}", whole.lines);
+        let split = check(&db, 2, CheckLevel::Full);
+        assert_eq!(split.connections, 2);
+        assert_eq!(problems(&split.lines), problems(&whole.lines));
+        let quick = check(&db, 2, CheckLevel::Quick);
+        assert_eq!(problems(&quick.lines), problems(&whole.lines));
+    }
+
+    #[test]
+    fn a_page_shared_by_two_tables_is_found_as_by_the_whole_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("shared.db");
+        let conn = Connection::open(&db).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE x(v); CREATE TABLE y(v); CREATE TABLE z(v);
+             INSERT INTO x VALUES (1); INSERT INTO y VALUES (2);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET rootpage = (SELECT rootpage FROM sqlite_schema WHERE name = 'x')
+                 WHERE name = 'y';
+             PRAGMA writable_schema = OFF;",
+        )
+        .expect("share a root page");
+        drop(conn);
+        // Each table alone is sound; the file is not.
+        let whole = check(&db, 1, CheckLevel::Full);
+        assert_ne!(whole.lines, ["ok"]);
+        let split = check(&db, 3, CheckLevel::Full);
+        assert_eq!(split.connections, 3);
+        let (expected, found) = (problems(&whole.lines), problems(&split.lines));
+        assert_eq!(found, expected);
+        assert!(found.iter().any(|l| l.starts_with("2nd reference to page")));
+        assert!(found.iter().any(|l| l.ends_with("never used")));
+    }
+
+    #[test]
+    fn a_damaged_index_fails_the_split_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), false);
+        let (root, page_size): (usize, usize) = {
+            let conn = Connection::open(&db).expect("open");
+            let root: i64 = conn
+                .query_row(
+                    "SELECT rootpage FROM sqlite_schema WHERE name = 'a_name'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("root");
+            let size: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .expect("page size");
+            (root as usize, size as usize)
+        };
+        let garbage: Vec<u8> = (0..page_size / 2).map(|i| (i as u8) ^ 0x5a).collect();
+        patch(&db, (root - 1) * page_size + page_size / 2, &garbage);
+        let split = check(&db, 2, CheckLevel::Full);
+        assert_ne!(split.lines, ["ok"]);
+        assert!(split.lines.len() <= 20);
+        assert_ne!(check(&db, 1, CheckLevel::Full).lines, ["ok"]);
+    }
+
+    #[test]
+    fn auto_vacuum_and_single_table_databases_get_the_whole_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), true);
+        let report = check(&db, 3, CheckLevel::Full);
+        assert_eq!(
+            (report.lines.as_slice(), report.connections),
+            (&["ok".to_owned()][..], 1)
+        );
+        let one = dir.path().join("one.db");
+        sqlseal_testkit::indexed_db(&one, 500);
+        let report = check(&one, 3, CheckLevel::Full);
+        assert_eq!(
+            (report.lines.as_slice(), report.connections),
+            (&["ok".to_owned()][..], 1)
+        );
+    }
+
+    #[test]
+    fn table_names_are_quoted_as_sql_strings() {
+        assert_eq!(quote("orders"), "'orders'");
+        assert_eq!(quote("it's"), "'it''s'");
+    }
+}
