@@ -179,6 +179,10 @@ impl BackupStore for Counted<'_> {
     fn local_path(&self, name: &str) -> Option<PathBuf> {
         self.store.local_path(name)
     }
+
+    fn write_buffer_bytes(&self) -> u64 {
+        self.store.write_buffer_bytes()
+    }
 }
 
 #[cfg(test)]

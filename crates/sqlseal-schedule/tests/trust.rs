@@ -112,6 +112,10 @@ impl BackupStore for Swapping {
     fn local_path(&self, name: &str) -> Option<PathBuf> {
         self.inner.local_path(name)
     }
+
+    fn write_buffer_bytes(&self) -> u64 {
+        self.inner.write_buffer_bytes()
+    }
 }
 
 #[test]

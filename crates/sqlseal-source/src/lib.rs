@@ -303,6 +303,13 @@ pub struct SnapshotOptions {
     pub busy_timeout: Duration,
     /// The integrity check to run on the image, beside the stream.
     pub check: CheckLevel,
+    /// The page cache the check may take, at most ([`CHECK_CACHE_BYTES`]
+    /// by default; never less than SQLite's default of 2 MB). A backup to
+    /// a store that holds data in memory while it uploads gives the check
+    /// that much less (see `BackupStore::write_buffer_bytes` in
+    /// sqlseal-store), so that the two together stay within a command's
+    /// 64 MiB.
+    pub check_cache_bytes: u64,
 }
 
 impl SnapshotOptions {
@@ -315,7 +322,14 @@ impl SnapshotOptions {
             block_size: 1 << 20,
             busy_timeout: Duration::from_secs(30),
             check: CheckLevel::Full,
+            check_cache_bytes: CHECK_CACHE_BYTES,
         }
+    }
+
+    /// The page cache the check of an image of `image_len` bytes takes:
+    /// no more than the image and [`SnapshotOptions::check_cache_bytes`].
+    fn check_cache(&self, image_len: u64) -> u64 {
+        image_len.min(self.check_cache_bytes)
     }
 }
 
@@ -726,7 +740,7 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
                 checkers,
                 path,
                 options.check,
-                info.image_len(),
+                options.check_cache(info.image_len()),
                 tx,
                 started.stop.clone(),
             )?
@@ -761,7 +775,7 @@ fn snapshot_dbpage(path: &Path, options: &SnapshotOptions, started: &mut Started
         &mut conns,
         path,
         options.check,
-        info.image_len(),
+        options.check_cache(info.image_len()),
         &started.stop,
     );
     let [conn] = conns;
@@ -858,7 +872,7 @@ fn spawn_check(
     mut conns: Vec<Connection>,
     path: &Path,
     level: CheckLevel,
-    image_len: u64,
+    cache_bytes: u64,
     tx: Option<SyncSender<Result<CheckLevel>>>,
     stop: Arc<AtomicBool>,
 ) -> Result<CheckThread> {
@@ -868,7 +882,7 @@ fn spawn_check(
     let handle = std::thread::Builder::new()
         .name("sqlseal-check".into())
         .spawn(move || {
-            let outcome = run_check(&mut conns, &db, level, image_len, &thread_stop);
+            let outcome = run_check(&mut conns, &db, level, cache_bytes, &thread_stop);
             send_check(tx, outcome);
         })
         .map_err(|e| SourceError::Io {
@@ -940,13 +954,13 @@ fn run_check(
     conns: &mut [Connection],
     path: &Path,
     level: CheckLevel,
-    image_len: u64,
+    cache_bytes: u64,
     stop: &AtomicBool,
 ) -> Result<CheckLevel> {
     if stop.load(Ordering::SeqCst) {
         return Err(SourceError::Cancelled);
     }
-    match check_lines(conns, level, image_len, 1) {
+    match check_lines(conns, level, cache_bytes, 1) {
         Ok(lines) if is_ok(&lines) => Ok(level),
         Ok(lines) => Err(SourceError::CheckFailed {
             path: path.to_path_buf(),
@@ -958,23 +972,21 @@ fn run_check(
     }
 }
 
-/// The page cache for checking an image of `image_len` bytes, as the
-/// negative KiB figure `PRAGMA cache_size` takes: at most
-/// [`CHECK_CACHE_BYTES`], at least SQLite's default (2 MB).
-fn check_cache_kib(image_len: u64) -> i64 {
-    let kib = image_len.min(CHECK_CACHE_BYTES) / 1024;
-    -(i64::try_from(kib).unwrap_or(i64::MAX).max(2000))
+/// A page cache of `bytes` as the negative KiB figure `PRAGMA cache_size`
+/// takes, at least SQLite's default (2 MB).
+fn check_cache_kib(bytes: u64) -> i64 {
+    -(i64::try_from(bytes / 1024).unwrap_or(i64::MAX).max(2000))
 }
 
 /// The first `max_lines` lines of `level`'s report on the image `conns`
-/// read.
+/// read, with a page cache of `cache_bytes` in all.
 fn check_lines(
     conns: &mut [Connection],
     level: CheckLevel,
-    image_len: u64,
+    cache_bytes: u64,
     max_lines: usize,
 ) -> rusqlite::Result<Vec<String>> {
-    check::check_on(conns, level, check_cache_kib(image_len), max_lines).map(|r| r.lines)
+    check::check_on(conns, level, check_cache_kib(cache_bytes), max_lines).map(|r| r.lines)
 }
 
 /// SQLite's `*** in database main ***` line.
@@ -1100,7 +1112,7 @@ fn snapshot_via_file(path: &Path, options: &SnapshotOptions, started: &mut Start
                 checkers,
                 path,
                 level,
-                info.image_len(),
+                options.check_cache(info.image_len()),
                 tx,
                 started.stop.clone(),
             )?
@@ -1212,7 +1224,7 @@ pub fn check_image(
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        let lines = check_lines(&mut conns, level, len, 5);
+        let lines = check_lines(&mut conns, level, len.min(CHECK_CACHE_BYTES), 5);
         done.store(true, Ordering::SeqCst);
         lines
     });
@@ -1311,11 +1323,21 @@ mod tests {
 
     #[test]
     fn the_check_cache_is_capped_and_never_below_the_default() {
-        assert_eq!(check_cache_kib(0), -2000);
-        assert_eq!(check_cache_kib(10 << 20), -10240);
+        let options = SnapshotOptions::new(Method::DbPage);
+        let kib = |image_len| check_cache_kib(options.check_cache(image_len));
+        assert_eq!(kib(0), -2000);
+        assert_eq!(kib(10 << 20), -10240);
+        assert_eq!(kib(10 << 30), -((CHECK_CACHE_BYTES / 1024) as i64));
+        let mut beside_an_upload = options.clone();
+        beside_an_upload.check_cache_bytes = 4 << 20;
         assert_eq!(
-            check_cache_kib(10 << 30),
-            -((CHECK_CACHE_BYTES / 1024) as i64)
+            check_cache_kib(beside_an_upload.check_cache(10 << 30)),
+            -4096
+        );
+        beside_an_upload.check_cache_bytes = 0;
+        assert_eq!(
+            check_cache_kib(beside_an_upload.check_cache(10 << 30)),
+            -2000
         );
     }
 

@@ -197,6 +197,12 @@ pub trait BackupStore: Send + Sync + fmt::Debug {
     fn clean_stale(&self, age: Duration) -> Result<usize>;
     /// A backup's path on this machine, for stores that have one.
     fn local_path(&self, name: &str) -> Option<PathBuf>;
+    /// The memory a writer of this store holds beside the sealing pipeline
+    /// while it writes (0 for a directory; the parts in memory and the
+    /// client for S3). Whoever runs an integrity check beside a backup to
+    /// this store gives the check that much less page cache, so that one
+    /// command stays within its memory whatever the store.
+    fn write_buffer_bytes(&self) -> u64;
 }
 
 /// Checks that `name` is a plain backup file name.
@@ -440,6 +446,10 @@ impl BackupStore for LocalStore {
             }
         }
         Ok(removed)
+    }
+
+    fn write_buffer_bytes(&self) -> u64 {
+        0
     }
 
     fn local_path(&self, name: &str) -> Option<PathBuf> {
