@@ -32,7 +32,7 @@ use sqlseal_source::{CheckLevel, Snapshot, SnapshotInfo, SnapshotSource};
 use sqlseal_store::BackupStore;
 
 use crate::create::{Container, backup_name, create_full, file_part, wait_for_check};
-use crate::open::{io_err, open_container, run_check, write_image_into_file};
+use crate::open::{in_background, io_err, open_container, run_check, write_image_into_file};
 use crate::{
     BackupOptions, BackupReport, CancelFlag, EngineError, NoProgress, Progress, VerifyOptions,
     VerifyReport, list_backups,
@@ -761,20 +761,6 @@ fn index_after_links(
         }
     }
     Ok(PageIndex::from_hashes(page_size, hashes))
-}
-
-/// Runs `job` on a thread of its own, over a second descriptor of `file`:
-/// join it for the result. A thread left unjoined on an error path ends by
-/// itself.
-fn in_background<T: Send + 'static>(
-    file: &tempfile::NamedTempFile,
-    job: impl FnOnce(&File) -> std::io::Result<T> + Send + 'static,
-) -> Result<std::thread::JoinHandle<std::io::Result<T>>, EngineError> {
-    let copy = file
-        .as_file()
-        .try_clone()
-        .map_err(io_err("opening", file.path()))?;
-    Ok(std::thread::spawn(move || job(&copy)))
 }
 
 /// Builds the image of increment `name` in `file`: the chain's full backup,

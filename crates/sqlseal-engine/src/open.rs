@@ -1,5 +1,6 @@
 //! Opening a backup: the one reader of a payload, and verify.
 
+use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Instant;
@@ -126,7 +127,8 @@ pub(crate) fn io_err(
     move |source| EngineError::Io { what, path, source }
 }
 
-/// Writes the image of `name` to `file` and checks it all; returns the report.
+/// Writes the image of `name` to `file` and checks it all; returns the
+/// report. The file goes to disk while SQLite checks it.
 pub(crate) fn restore_into_file(
     store: &dyn BackupStore,
     name: &str,
@@ -139,11 +141,31 @@ pub(crate) fn restore_into_file(
     let started = Instant::now();
     let opened = write_image_into_file(store, name, keyring, file, options, cancel, progress)?;
     let path = file.path();
-    file.as_file().sync_all().map_err(io_err("syncing", path))?;
     // Decided on the authenticated seal of this very read.
     let level = options.integrity_check.level(opened.recorded_check);
+    let synced = in_background(file, File::sync_all)?;
+    // On an error (a failed check, a cancel) the sync is left to end by
+    // itself: the command does not wait for the disk.
     run_check(name, path, level, cancel)?;
+    synced
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the sync thread panicked")))
+        .map_err(io_err("syncing", path))?;
     Ok(report(name, opened, options, level, started))
+}
+
+/// Runs `job` on a thread of its own, over a second descriptor of `file`:
+/// join it for the result. A thread left unjoined on an error path ends by
+/// itself.
+pub(crate) fn in_background<T: Send + 'static>(
+    file: &tempfile::NamedTempFile,
+    job: impl FnOnce(&File) -> std::io::Result<T> + Send + 'static,
+) -> Result<std::thread::JoinHandle<std::io::Result<T>>, EngineError> {
+    let copy = file
+        .as_file()
+        .try_clone()
+        .map_err(io_err("opening", file.path()))?;
+    Ok(std::thread::spawn(move || job(&copy)))
 }
 
 /// Writes the image of full backup `name` to `file`, every byte of it
