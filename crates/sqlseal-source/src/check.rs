@@ -11,8 +11,10 @@
 //! one b-tree or to the freelist, is done here ([`page_accounting`]): the
 //! pages of every b-tree from `dbstat`, the freelist read from its trunk
 //! pages, every page counted. Databases with `auto_vacuum` (whose pointer
-//! map only the whole-file check verifies), or with fewer than two tables
-//! (nothing to split), get the whole-file check on one connection.
+//! map only the whole-file check verifies), with a virtual table (an FTS
+//! index, say: its own check is left to SQLite's whole-file check), or with
+//! fewer than two tables (nothing to split) get the whole-file check on one
+//! connection.
 //!
 //! The tables are checked from a shared queue; the page accounting runs
 //! first (well under a second per GiB) and then orders what is left of the
@@ -196,18 +198,31 @@ impl Shared {
 }
 
 /// The tables of a database whose check can be split, or `None` when it
-/// cannot (auto_vacuum) or need not be (fewer than two tables).
+/// cannot be (auto_vacuum; a virtual table, whose own check the
+/// whole-file check runs only where its module is loaded; an SQLite
+/// without `dbstat` or `sqlite_dbpage`) or need not be (fewer than two
+/// tables).
 fn splittable_tables(conn: &Connection) -> rusqlite::Result<Option<Vec<String>>> {
     let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
     if auto_vacuum != 0 {
         return Ok(None);
     }
+    let readable = |sql: &str| conn.prepare(sql).is_ok();
+    if !readable("SELECT pageno FROM dbstat LIMIT 0")
+        || !readable("SELECT data FROM sqlite_dbpage LIMIT 0")
+    {
+        return Ok(None);
+    }
     let mut stmt = conn.prepare(
-        "SELECT name FROM sqlite_schema WHERE type = 'table' AND rootpage > 0 ORDER BY rootpage",
+        "SELECT name, rootpage FROM sqlite_schema WHERE type = 'table' ORDER BY rootpage",
     )?;
     let tables = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    if tables.iter().any(|(_, root)| *root <= 0) {
+        return Ok(None);
+    }
+    let tables: Vec<String> = tables.into_iter().map(|(name, _)| name).collect();
     Ok((tables.len() >= 2).then_some(tables))
 }
 
@@ -586,6 +601,24 @@ mod tests {
         assert_ne!(split.lines, ["ok"]);
         assert!(split.lines.len() <= 20);
         assert_ne!(check(&db, 1, CheckLevel::Full).lines, ["ok"]);
+    }
+
+    #[test]
+    fn a_database_with_a_virtual_table_gets_the_whole_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), false);
+        Connection::open(&db)
+            .expect("open")
+            .execute_batch(
+                "CREATE VIRTUAL TABLE notes USING fts5(body);
+                 INSERT INTO notes SELECT name FROM a;",
+            )
+            .expect("fts5 table");
+        let report = check(&db, 3, CheckLevel::Full);
+        assert_eq!(
+            (report.lines.as_slice(), report.connections),
+            (&["ok".to_owned()][..], 1)
+        );
     }
 
     #[test]
