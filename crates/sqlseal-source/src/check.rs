@@ -24,7 +24,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, InterruptHandle};
 
 use crate::CheckLevel;
 
@@ -94,6 +94,10 @@ pub(crate) fn check_on(
         problems: Mutex::new(Vec::new()),
         failed: AtomicBool::new(false),
         max_lines,
+        interrupts: conns[..workers]
+            .iter()
+            .map(Connection::get_interrupt_handle)
+            .collect(),
     };
     let outcomes: Vec<rusqlite::Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = conns[..workers]
@@ -143,6 +147,11 @@ struct Shared {
     /// Set at the first problem: the others stop taking jobs.
     failed: AtomicBool,
     max_lines: usize,
+    /// The workers' connections: at the first problem the statements
+    /// still running are interrupted, so that a damaged database fails
+    /// as soon as one part of the check saw it (the whole-file check
+    /// reports only at its end).
+    interrupts: Vec<InterruptHandle>,
 }
 
 impl Shared {
@@ -161,9 +170,13 @@ impl Shared {
             return;
         }
         self.failed.store(true, Ordering::SeqCst);
-        let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
-        let room = self.max_lines.saturating_sub(problems.len());
-        problems.extend(lines.into_iter().take(room));
+        {
+            let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+            let room = self.max_lines.saturating_sub(problems.len());
+            problems.extend(lines.into_iter().take(room));
+        }
+        // A worker between two statements sees `failed` before its next.
+        self.interrupts.iter().for_each(InterruptHandle::interrupt);
     }
 
     /// Takes jobs until the queue is empty or a problem was found.
@@ -551,13 +564,14 @@ mod tests {
         assert_eq!(problems(&quick.lines), problems(&whole.lines));
     }
 
-    #[test]
-    fn a_page_shared_by_two_tables_is_found_as_by_the_whole_check() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("shared.db");
-        let conn = Connection::open(&db).expect("open");
+    /// Runs `first`, then adds tables `x` and `y` to `db` and points `y` at
+    /// `x`'s root page: each table alone is sound, the file is not (a page
+    /// used twice, one never used).
+    fn share_a_root_page(db: &std::path::Path, first: &str) {
+        let conn = Connection::open(db).expect("open");
+        conn.execute_batch(first).expect("set-up");
         conn.execute_batch(
-            "CREATE TABLE x(v); CREATE TABLE y(v); CREATE TABLE z(v);
+            "CREATE TABLE x(v); CREATE TABLE y(v);
              INSERT INTO x VALUES (1); INSERT INTO y VALUES (2);
              PRAGMA writable_schema = ON;
              UPDATE sqlite_schema SET rootpage = (SELECT rootpage FROM sqlite_schema WHERE name = 'x')
@@ -565,7 +579,13 @@ mod tests {
              PRAGMA writable_schema = OFF;",
         )
         .expect("share a root page");
-        drop(conn);
+    }
+
+    #[test]
+    fn a_page_shared_by_two_tables_is_found_as_by_the_whole_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("shared.db");
+        share_a_root_page(&db, "CREATE TABLE z(v); INSERT INTO z VALUES (1);");
         // Each table alone is sound; the file is not.
         let whole = check(&db, 1, CheckLevel::Full);
         assert_ne!(whole.lines, ["ok"]);
@@ -575,6 +595,34 @@ mod tests {
         assert_eq!(found, expected);
         assert!(found.iter().any(|l| l.starts_with("2nd reference to page")));
         assert!(found.iter().any(|l| l.ends_with("never used")));
+    }
+
+    #[test]
+    fn the_first_problem_found_stops_the_other_connections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("demo.db");
+        crate::demo::create_demo_database(&db, 32 << 20).expect("demo db");
+        share_a_root_page(&db, "PRAGMA journal_mode = DELETE;");
+        let started = std::time::Instant::now();
+        let whole = check(&db, 1, CheckLevel::Full);
+        let whole_took = started.elapsed();
+        let started = std::time::Instant::now();
+        let split = check(&db, 2, CheckLevel::Full);
+        let split_took = started.elapsed();
+        assert!(
+            problems(&whole.lines).contains(&split.lines[0]),
+            "{split:?} {whole:?}"
+        );
+        assert!(
+            split.lines[0].starts_with("2nd reference to page"),
+            "{split:?}"
+        );
+        // The page accounting finds it in milliseconds; the whole check,
+        // and the split one's check of the orders table, take far longer.
+        assert!(
+            split_took * 2 < whole_took,
+            "split {split_took:?}, whole {whole_took:?}"
+        );
     }
 
     #[test]
