@@ -62,8 +62,7 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             snapshot.temp_dir = temp_dir;
             snapshot.check = check.into();
             // What an upload holds in memory comes off the check's cache.
-            snapshot.check_cache_bytes =
-                sqlseal_source::CHECK_CACHE_BYTES.saturating_sub(store.write_buffer_bytes());
+            snapshot.leave_room_for(store.write_buffer_bytes());
             let source = SqliteSource::new(&db, snapshot);
             let mut options = BackupOptions::new(recipients, signer);
             options.chunk_size = chunk_size;

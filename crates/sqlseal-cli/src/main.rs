@@ -313,8 +313,9 @@ enum BackupCommand {
         /// The integrity check run on the snapshot, beside the stream, and
         /// recorded in the signed seal: full (PRAGMA integrity_check, about
         /// 4-15 s per GiB of one core, split by table over the cores),
-        /// quick (PRAGMA quick_check, about a tenth of that), or none. A database that fails it is not backed
-        /// up; --check none backs it up as it is.
+        /// quick (PRAGMA quick_check, about a tenth of that), or none. A
+        /// database that fails it is not backed up; --check none backs it
+        /// up as it is.
         #[arg(long, value_enum, default_value = "full", value_name = "CHECK")]
         check: CheckArg,
         /// Write an increment: only the pages changed since the newest point

@@ -352,8 +352,8 @@ impl SqliteJob {
         let mut snapshot = SnapshotOptions::new(s.method);
         snapshot.temp_dir = s.snapshot_temp_dir.clone();
         snapshot.check = check;
-        snapshot.check_cache_bytes =
-            sqlseal_source::CHECK_CACHE_BYTES.saturating_sub(self.db.store.write_buffer_bytes());
+        // What an upload holds in memory comes off the check's cache.
+        snapshot.leave_room_for(self.db.store.write_buffer_bytes());
         SqliteSource::new(&self.db.path, snapshot)
     }
 

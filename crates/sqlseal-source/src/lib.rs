@@ -326,6 +326,13 @@ impl SnapshotOptions {
         }
     }
 
+    /// Gives the check's page cache `bytes` less than [`CHECK_CACHE_BYTES`]:
+    /// what a store holds in memory while a backup is written to it
+    /// (`BackupStore::write_buffer_bytes` in sqlseal-store).
+    pub fn leave_room_for(&mut self, bytes: u64) {
+        self.check_cache_bytes = CHECK_CACHE_BYTES.saturating_sub(bytes);
+    }
+
     /// The page cache the check of an image of `image_len` bytes takes:
     /// no more than the image and [`SnapshotOptions::check_cache_bytes`].
     fn check_cache(&self, image_len: u64) -> u64 {
@@ -1103,9 +1110,7 @@ fn snapshot_via_file(path: &Path, options: &SnapshotOptions, started: &mut Start
             CheckThread::none(started.stop.clone())
         }
         level => {
-            let checkers = (0..check_connections())
-                .map(|_| open_image(&copy))
-                .collect::<Result<Vec<_>>>()?;
+            let checkers = open_image_checkers(&copy)?;
             interrupts.extend(checkers.iter().map(Connection::get_interrupt_handle));
             let tx = started.take_check_tx();
             spawn_check(
@@ -1184,6 +1189,12 @@ fn open_image(path: &Path) -> Result<Connection> {
         .map_err(sqlite_err(path, "opening for the integrity check"))
 }
 
+/// The connections that check the image file at `path`: one per core
+/// (see [`check_connections`]), each as [`open_image`] opens it.
+fn open_image_checkers(path: &Path) -> Result<Vec<Connection>> {
+    (0..check_connections()).map(|_| open_image(path)).collect()
+}
+
 /// Runs `PRAGMA integrity_check` on a database image file (see [`check_image`]).
 pub fn check_integrity(path: &Path) -> Result<()> {
     check_image(path, CheckLevel::Full, &|| false)
@@ -1210,9 +1221,7 @@ pub fn check_image(
     if len == 0 || level == CheckLevel::None {
         return Ok(());
     }
-    let mut conns = (0..check_connections())
-        .map(|_| open_image(path))
-        .collect::<Result<Vec<_>>>()?;
+    let mut conns = open_image_checkers(path)?;
     let interrupts: Vec<_> = conns.iter().map(Connection::get_interrupt_handle).collect();
     let done = AtomicBool::new(false);
     let lines = std::thread::scope(|scope| {
@@ -1329,12 +1338,12 @@ mod tests {
         assert_eq!(kib(10 << 20), -10240);
         assert_eq!(kib(10 << 30), -((CHECK_CACHE_BYTES / 1024) as i64));
         let mut beside_an_upload = options.clone();
-        beside_an_upload.check_cache_bytes = 4 << 20;
+        beside_an_upload.leave_room_for(CHECK_CACHE_BYTES - (4 << 20));
         assert_eq!(
             check_cache_kib(beside_an_upload.check_cache(10 << 30)),
             -4096
         );
-        beside_an_upload.check_cache_bytes = 0;
+        beside_an_upload.leave_room_for(u64::MAX);
         assert_eq!(
             check_cache_kib(beside_an_upload.check_cache(10 << 30)),
             -2000
