@@ -32,7 +32,9 @@ use sqlseal_source::{CheckLevel, Snapshot, SnapshotInfo, SnapshotSource};
 use sqlseal_store::BackupStore;
 
 use crate::create::{Container, backup_name, create_full, file_part, wait_for_check};
-use crate::open::{in_background, io_err, open_container, run_check, write_image_into_file};
+use crate::open::{
+    ImageFile, in_background, io_err, open_container, run_check, write_image_into_file,
+};
 use crate::{
     BackupOptions, BackupReport, CancelFlag, EngineError, NoProgress, Progress, VerifyOptions,
     VerifyReport, list_backups,
@@ -770,18 +772,19 @@ pub(crate) fn restore_chain_into_file(
     store: &dyn BackupStore,
     name: &str,
     keyring: &Keyring,
-    file: &mut tempfile::NamedTempFile,
+    image: ImageFile<'_>,
     options: &VerifyOptions,
     cancel: &CancelFlag,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, EngineError> {
     let started = Instant::now();
+    let ImageFile { file, image_use } = image;
     let path = chain_path(store, keyring, name)?;
     let (full_name, _) = &path[0];
     // Synced once, after the last link.
     let base = write_image_into_file(store, full_name, keyring, file, options, cancel, progress)?;
     // The full backup's pages go to disk while the links are applied.
-    let base_synced = in_background(file, File::sync_data)?;
+    let base_synced = image_use.start_sync(file, File::sync_data)?;
     let page_size = base.header.metadata.page_size;
     // ... and are hashed: the pages no link writes need not be read again.
     let base_index = in_background(file, move |copy| index_file(copy, page_size, 1))?;
@@ -880,7 +883,7 @@ pub(crate) fn restore_chain_into_file(
         });
     };
     // The links' pages go to disk while the image is hashed.
-    let synced = in_background(file, File::sync_all)?;
+    let synced = image_use.start_sync(file, File::sync_all)?;
     let built = match base_index.join() {
         Ok(Ok(base_index)) => index_after_links(
             file.as_file(),
@@ -895,9 +898,7 @@ pub(crate) fn restore_chain_into_file(
     }
     .map_err(io_err("reading", file.path()))?;
     for sync in [base_synced, synced] {
-        sync.join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the syncing thread failed")))
-            .map_err(io_err("syncing", file.path()))?;
+        sync.wait()?;
     }
     if built.image_hash() != summary.image_hash {
         return Err(EngineError::Chain {

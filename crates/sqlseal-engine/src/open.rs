@@ -128,30 +128,90 @@ pub(crate) fn io_err(
 }
 
 /// Writes the image of `name` to `file` and checks it all; returns the
-/// report. The file goes to disk while SQLite checks it.
+/// report. For an image to install, the file goes to disk while SQLite
+/// checks it.
 pub(crate) fn restore_into_file(
     store: &dyn BackupStore,
     name: &str,
     keyring: &Keyring,
-    file: &mut tempfile::NamedTempFile,
+    image: ImageFile<'_>,
     options: &VerifyOptions,
     cancel: &CancelFlag,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, EngineError> {
     let started = Instant::now();
+    let ImageFile { file, image_use } = image;
     let opened = write_image_into_file(store, name, keyring, file, options, cancel, progress)?;
     let path = file.path();
     // Decided on the authenticated seal of this very read.
     let level = options.integrity_check.level(opened.recorded_check);
-    let synced = in_background(file, File::sync_all)?;
+    let synced = image_use.start_sync(file, File::sync_all)?;
     // On an error (a failed check, a cancel) the sync is left to end by
     // itself: the command does not wait for the disk.
     run_check(name, path, level, cancel)?;
-    synced
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the sync thread panicked")))
-        .map_err(io_err("syncing", path))?;
+    synced.wait()?;
     Ok(report(name, opened, options, level, started))
+}
+
+/// A temporary file that receives a backup's image, and what the image is
+/// for.
+pub(crate) struct ImageFile<'f> {
+    pub(crate) file: &'f mut tempfile::NamedTempFile,
+    pub(crate) image_use: ImageUse,
+}
+
+/// What an image written to a temporary file is for, which decides
+/// whether it must reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ImageUse {
+    /// Installed as a database: synced before it is moved into place.
+    Install,
+    /// Read once and deleted (verify): never synced.
+    Scratch,
+    /// Tests: installed, but every sync fails, as a failing disk makes it.
+    #[cfg(test)]
+    FailingSync,
+}
+
+impl ImageUse {
+    /// Starts `sync` of `file` on a thread of its own, if this use needs
+    /// the file on disk.
+    pub(crate) fn start_sync(
+        self,
+        file: &tempfile::NamedTempFile,
+        sync: fn(&File) -> std::io::Result<()>,
+    ) -> Result<PendingSync, EngineError> {
+        let job = match self {
+            ImageUse::Install => Some(in_background(file, sync)?),
+            ImageUse::Scratch => None,
+            #[cfg(test)]
+            ImageUse::FailingSync => Some(in_background(file, |_| {
+                Err(std::io::Error::other("input/output error (injected)"))
+            })?),
+        };
+        Ok(PendingSync {
+            job,
+            path: file.path().to_path_buf(),
+        })
+    }
+}
+
+/// A sync of an image file running beside other work, or none.
+pub(crate) struct PendingSync {
+    job: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    path: std::path::PathBuf,
+}
+
+impl PendingSync {
+    /// Waits for the sync to end; its error names the file.
+    pub(crate) fn wait(self) -> Result<(), EngineError> {
+        let Some(job) = self.job else {
+            return Ok(());
+        };
+        job.join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the sync thread panicked")))
+            .map_err(io_err("syncing", &self.path))
+    }
 }
 
 /// Runs `job` on a thread of its own, over a second descriptor of `file`:
@@ -274,8 +334,9 @@ fn guess_recorded_check(store: &dyn BackupStore, name: &str) -> RecordedCheck {
 /// seal, and the integrity check that [`VerifyOptions::integrity_check`]
 /// asks for (by default: none when the seal records a full check made at
 /// backup time, `PRAGMA integrity_check` otherwise), on the image in a
-/// private temporary file (deleted after). When no check runs the image is
-/// hashed in memory and never written anywhere.
+/// private temporary file (deleted after, never synced). When no check runs
+/// on a full backup, the image is hashed in memory and never written
+/// anywhere.
 pub fn verify_backup(
     store: &dyn BackupStore,
     name: &str,
@@ -284,21 +345,17 @@ pub fn verify_backup(
     cancel: &CancelFlag,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, EngineError> {
-    if crate::chain::looks_like_increment(store, name) {
-        // An increment's image is built from its chain, on disk.
-        let (_private, mut file) = private_image_file(options)?;
-        return crate::chain::restore_chain_into_file(
-            store, name, keyring, &mut file, options, cancel, progress,
-        );
-    }
+    // An increment's image is built from its chain, on disk.
+    let increment = crate::chain::looks_like_increment(store, name);
     // Whether a check will run is known for sure only from the seal at
     // the end of the read; the guess decides whether the image is written
     // to disk on the way.
-    let needs_image = match options.integrity_check {
-        IntegrityCheck::None => false,
-        IntegrityCheck::Auto => guess_recorded_check(store, name) != RecordedCheck::Full,
-        IntegrityCheck::Full | IntegrityCheck::Quick => true,
-    };
+    let needs_image = increment
+        || match options.integrity_check {
+            IntegrityCheck::None => false,
+            IntegrityCheck::Auto => guess_recorded_check(store, name) != RecordedCheck::Full,
+            IntegrityCheck::Full | IntegrityCheck::Quick => true,
+        };
     if !needs_image {
         let started = Instant::now();
         let input = store.open(name)?;
@@ -319,8 +376,24 @@ pub fn verify_backup(
         // The guess was wrong (the file changed since it was looked at):
         // read it again, onto disk, and decide on that read.
     }
+    let read = if increment {
+        crate::chain::restore_chain_into_file
+    } else {
+        restore_into_file
+    };
     let (_private, mut file) = private_image_file(options)?;
-    restore_into_file(store, name, keyring, &mut file, options, cancel, progress)
+    read(
+        store,
+        name,
+        keyring,
+        ImageFile {
+            file: &mut file,
+            image_use: ImageUse::Scratch,
+        },
+        options,
+        cancel,
+        progress,
+    )
 }
 
 /// A file for a plaintext image that verify writes: in a private 0700
@@ -338,4 +411,109 @@ fn private_image_file(
         .tempfile_in(private.path())
         .map_err(io_err("creating a temporary file in", private.path()))?;
     Ok((private, file))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlseal_crypto::P256Identity;
+    use sqlseal_format::CreatedAt;
+    use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
+    use sqlseal_store::LocalStore;
+    use sqlseal_testkit::add_rows;
+
+    use super::*;
+    use crate::chain::restore_chain_into_file;
+    use crate::{BackupOptions, IncrementOutcome, NoProgress, create_increment, start_chain};
+
+    /// A full backup and one increment after it, of a small database.
+    struct Chain {
+        dir: tempfile::TempDir,
+        store: LocalStore,
+        keyring: Keyring,
+        full: String,
+        increment: String,
+    }
+
+    fn chain() -> Chain {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("app.db");
+        add_rows(&db, 400, 200);
+        let key = P256Identity::generate().expect("key");
+        let store = LocalStore::new(dir.path().join("backups"));
+        let options = BackupOptions::new(vec![key.recipient().clone()], key.clone());
+        let mut snapshot = SnapshotOptions::new(Method::DbPage);
+        snapshot.check = CheckLevel::None;
+        let source = SqliteSource::new(&db, snapshot);
+        let cancel = CancelFlag::new();
+        let (full, state) =
+            start_chain(&source, &store, &options, &cancel, &NoProgress).expect("full");
+        add_rows(&db, 50, 200);
+        // A link is dated after the backup before it.
+        let created = full.header.metadata.created.as_microsecond();
+        let later = BackupOptions {
+            created_at: CreatedAt::from_microsecond(created + 1_000_000),
+            ..options
+        };
+        let outcome = create_increment(&source, &store, &later, &state, &cancel, &NoProgress);
+        let increment = match outcome.expect("increment") {
+            IncrementOutcome::Written(report, _) => report.name,
+            IncrementOutcome::Unchanged => panic!("the database changed"),
+        };
+        let mut keyring = Keyring::new();
+        keyring.add_identity(key);
+        Chain {
+            dir,
+            store,
+            keyring,
+            full: full.name,
+            increment,
+        }
+    }
+
+    /// Restores `name` (a full backup or an increment) into a new file of
+    /// the chain's directory, with `image_use`.
+    fn restore(c: &Chain, name: &str, image_use: ImageUse) -> Result<VerifyReport, EngineError> {
+        let mut file = tempfile::NamedTempFile::new_in(c.dir.path()).expect("temp file");
+        let image = ImageFile {
+            file: &mut file,
+            image_use,
+        };
+        let read = if name == c.increment {
+            restore_chain_into_file
+        } else {
+            restore_into_file
+        };
+        let options = VerifyOptions {
+            integrity_check: IntegrityCheck::Full,
+            ..VerifyOptions::default()
+        };
+        read(
+            &c.store,
+            name,
+            &c.keyring,
+            image,
+            &options,
+            &CancelFlag::new(),
+            &NoProgress,
+        )
+    }
+
+    #[test]
+    fn a_sync_that_fails_fails_the_restore_and_names_the_file() {
+        let c = chain();
+        for name in [&c.full, &c.increment] {
+            for image_use in [ImageUse::Install, ImageUse::Scratch] {
+                let report = restore(&c, name, image_use).expect("restores");
+                assert!(report.integrity_checked, "{name}: checked");
+            }
+            match restore(&c, name, ImageUse::FailingSync) {
+                Err(EngineError::Io { what, path, source }) => {
+                    assert_eq!(what, "syncing", "{name}");
+                    assert!(path.starts_with(c.dir.path()), "{name}: {}", path.display());
+                    assert!(source.to_string().contains("injected"), "{name}: {source}");
+                }
+                other => panic!("{name}: a failed sync must fail the restore, got {other:?}"),
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use sqlseal_format::Header;
 use sqlseal_store::BackupStore;
 
 use crate::install;
-use crate::open::{io_err, restore_into_file};
+use crate::open::{ImageFile, ImageUse, io_err, restore_into_file};
 use crate::{CancelFlag, EngineError, Progress, VerifyOptions, VerifyReport};
 
 /// A caller's last word on a backup: called with the authenticated header
@@ -172,7 +172,10 @@ pub fn restore_backup(
         store,
         name,
         keyring,
-        &mut file,
+        ImageFile {
+            file: &mut file,
+            image_use: ImageUse::Install,
+        },
         &options.verify,
         cancel,
         progress,
