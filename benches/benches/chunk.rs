@@ -10,6 +10,7 @@
 //! The times are the CPU time of the benchmarking thread where Linux
 //! reports it (see [`Clock`]), so that other work sharing the machine does
 //! not count as ours; set `SQLSEAL_BENCH_CLOCK=wall` for wall-clock time.
+//! `SQLSEAL_BENCH_SAVE_TYPICAL=FILE` saves the typical input to FILE.
 
 use std::fs::File;
 use std::hint::black_box;
@@ -353,6 +354,10 @@ fn chunk_benches(c: &mut Criterion) {
     let clock = Clock::from_env();
     eprintln!("timing: {}", clock.name());
     let typical = typical_database_image(INPUT_LEN);
+    // The same bytes for another compressor (benches/lz4_reference.sh).
+    if let Some(path) = std::env::var_os("SQLSEAL_BENCH_SAVE_TYPICAL") {
+        std::fs::write(&path, &typical[..INPUT_LEN]).expect("save the typical input");
+    }
     let inputs: [(&str, Vec<u8>); 3] = [
         ("typical", typical[..INPUT_LEN].to_vec()),
         ("random", random_bytes(INPUT_LEN)),
