@@ -3,11 +3,13 @@
 # loopback interface) next to the same backup to a local directory: wall
 # time and peak RSS of `sqlseal backup create`, `verify --latest` and
 # `restore --latest`, the median of several runs, and the server's own
-# peak RSS. Prints a Markdown table; the "S3" section of docs/benchmarks.md
-# holds one run of it.
+# peak RSS; and the floor any reader of that server has: the backup
+# fetched whole by `curl` (SigV4, one GET), with the server's CPU for it.
+# Prints a Markdown table; the "S3" section of docs/benchmarks.md holds one
+# run of it.
 #
 # Usage: benches/s3.sh [--size MIB] [--runs N] [--workdir DIR] [--no-build]
-# Needs sqlite3, GNU time (/usr/bin/time) and s3s-fs 0.14.1
+# Needs sqlite3, curl 7.75+, GNU time (/usr/bin/time) and s3s-fs 0.14.1
 # (`cargo install s3s-fs --version 0.14.1 --locked --features binary`).
 
 set -euo pipefail
@@ -23,7 +25,7 @@ while (($#)); do
         --runs) RUNS=$2; shift 2 ;;
         --workdir) WORKDIR=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
-        -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -31,6 +33,7 @@ done
 die() { echo "s3.sh: $*" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 command -v sqlite3 >/dev/null || die "sqlite3 is missing"
+command -v curl >/dev/null || die "curl is missing (apt-get install curl)"
 [[ -x /usr/bin/time ]] || die "GNU time is missing (apt-get install time)"
 S3S=${SQLSEAL_S3S_FS:-$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")}
 [[ -x $S3S ]] || die "s3s-fs is missing"
@@ -88,18 +91,22 @@ wait_quiet() {
     echo "s3.sh: the machine stayed busy; timing anyway" >&2
 }
 
-measure() {
+# timed NAME COMMAND...: appends "NAME seconds max_rss_kib" to the results.
+timed() {
     local name=$1 log="$WORKDIR/time.log"
     shift
     sync
     wait_quiet
-    /usr/bin/time -v -o "$log" "$SQLSEAL" "$@" >/dev/null
+    /usr/bin/time -v -o "$log" "$@" >/dev/null
     local wall rss
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0;
         for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s}' "$log")
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
     echo "$name $wall $rss" >>"$RESULTS"
 }
+measure() { timed "$1" "$SQLSEAL" "${@:2}"; }
+# CPU seconds the S3 server has used so far.
+server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / hz}' "/proc/$S3S_PID/stat"; }
 
 KEY="$WORKDIR/key.pem"
 for run in $(seq "$RUNS"); do
@@ -111,6 +118,14 @@ for run in $(seq "$RUNS"); do
         measure "restore-$where" backup restore --dir "$dir" --latest --key "$KEY" \
             --db "$WORKDIR/restored.db"
     done
+    # The floor of any reader of this server: the newest backup in one
+    # signed GET by curl, to /dev/null, and the server's CPU for it.
+    object=$(find "$WORKDIR/s3/bench/app" -name '*.sqlseal' -printf '%f\n' | sort | tail -1)
+    before=$(server_cpu)
+    timed download curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user bench:bench-secret \
+        -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -o /dev/null \
+        "http://127.0.0.1:$PORT/bench/app/$object"
+    echo "server-cpu $(awk -v a="$before" -v b="$(server_cpu)" 'BEGIN {print b - a}')" >>"$RESULTS"
     echo "run $run of $RUNS done" >&2
 done
 SERVER_RSS=$(awk '/VmHWM/ {print $2}' "/proc/$S3S_PID/status")
@@ -134,5 +149,9 @@ echo "|---|---:|---:|---:|---:|"
 row create
 row verify
 row restore
+download=$(awk '$1 == "download" {print $2}' "$RESULTS" | median)
+cpu=$(awk '$1 == "server-cpu" {print $2}' "$RESULTS" | median)
+printf '| the backup in one GET by curl | | | %.2f s | |\n' "$download"
 echo
+echo "s3s-fs CPU to serve that GET: $cpu s (median)"
 echo "s3s-fs peak RSS over the whole run: $((SERVER_RSS / 1024)) MiB"
