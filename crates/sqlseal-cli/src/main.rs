@@ -654,7 +654,21 @@ fn invalid_location(e: &clap::Error) -> Option<anyhow::Error> {
     Some(anyhow::anyhow!("{invalid}"))
 }
 
+/// A process past its file-size limit (`ulimit -f`, systemd's
+/// `LimitFSIZE=`) gets SIGXFSZ, whose default action kills it in the middle
+/// of a write, with no message and its temporary files left behind. With a
+/// handler installed the write fails with EFBIG instead, as on a full disk,
+/// and the command ends with its error after cleaning up.
+fn fail_writes_past_the_file_size_limit() {
+    // If the handler cannot be installed the default action stays.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+}
+
 fn main() -> ExitCode {
+    fail_writes_past_the_file_size_limit();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => match invalid_location(&e) {

@@ -282,14 +282,27 @@ fn sigterm_mid_restore_stops_and_cleans_up() {
 /// ones: 2048 is 1 or 2 MiB, well below the 8 MiB outputs either way.
 const FSIZE_BLOCKS: &str = "2048";
 
-/// `cmd`'s program and arguments under `sh -c 'ulimit -f N; trap "" XFSZ;
-/// exec ...'`: RLIMIT_FSIZE with SIGXFSZ ignored, so a write past the limit
+/// How the process finds SIGXFSZ when a write passes its file-size limit.
+#[derive(Clone, Copy, Debug)]
+enum Xfsz {
+    /// Ignored by the parent (`trap '' XFSZ`), as some service managers do.
+    Ignored,
+    /// The default action, which kills: sqlseal must handle it itself.
+    Default,
+}
+
+/// `cmd`'s program and arguments under `sh -c 'ulimit -f N; exec ...'`:
+/// RLIMIT_FSIZE, SIGXFSZ as `xfsz` says, so that a write past the limit
 /// fails with EFBIG ("File too large"), as on a full disk.
-fn with_file_size_limit(f: &Fixture, args: &[&str]) -> Command {
+fn with_file_size_limit(f: &Fixture, xfsz: Xfsz, args: &[&str]) -> Command {
+    let trap = match xfsz {
+        Xfsz::Ignored => "trap '' XFSZ && ",
+        Xfsz::Default => "",
+    };
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(format!(
-            "ulimit -f {FSIZE_BLOCKS} && trap '' XFSZ && exec \"$0\" \"$@\""
+            "ulimit -f {FSIZE_BLOCKS} && {trap}exec \"$0\" \"$@\""
         ))
         .arg(common::bin())
         .args(args)
@@ -302,14 +315,21 @@ fn with_file_size_limit(f: &Fixture, args: &[&str]) -> Command {
 /// naming the file it could not write, no temporary file, no target.
 #[test]
 fn full_disk_during_restore_fails_fast_and_cleans_up() {
+    for xfsz in [Xfsz::Ignored, Xfsz::Default] {
+        full_disk_during_restore(xfsz);
+    }
+}
+
+fn full_disk_during_restore(xfsz: Xfsz) {
     let f = Fixture::new(8);
     let backup = f.create();
     let target_dir = f.subdir("restore");
     let target = target_dir.join("restored.db");
-    let what = "restore, file-size limit";
+    let what = &format!("restore, file-size limit, SIGXFSZ {xfsz:?}");
     let o = run(
         with_file_size_limit(
             &f,
+            xfsz,
             &[
                 "backup",
                 "restore",
@@ -337,9 +357,15 @@ fn full_disk_during_restore_fails_fast_and_cleans_up() {
 /// naming the backup, no temporary file, nothing in `backup list`.
 #[test]
 fn full_disk_during_create_fails_fast_without_a_backup() {
+    for xfsz in [Xfsz::Ignored, Xfsz::Default] {
+        full_disk_during_create(xfsz);
+    }
+}
+
+fn full_disk_during_create(xfsz: Xfsz) {
     let f = Fixture::new(8);
-    let what = "create, file-size limit";
-    let o = run(with_file_size_limit(&f, &f.create_args()), FAIL_FAST);
+    let what = &format!("create, file-size limit, SIGXFSZ {xfsz:?}");
+    let o = run(with_file_size_limit(&f, xfsz, &f.create_args()), FAIL_FAST);
     let line = o.expect_failure(what, 1, FAIL_FAST);
     assert!(line.contains("File too large"), "{what}: the cause: {line}");
     assert!(
