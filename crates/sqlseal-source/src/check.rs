@@ -8,34 +8,32 @@
 //! constraints, that every index holds exactly its table's rows), and the
 //! check of `sqlite_schema` includes the freelist. The one thing only the
 //! whole-file check does, that every page of the file belongs to exactly
-//! one b-tree or to the freelist, is done here ([`page_accounting`]): the
-//! pages of every b-tree from `dbstat`, the freelist read from its trunk
-//! pages, every page counted. Databases with `auto_vacuum` (whose pointer
-//! map only the whole-file check verifies), with a virtual table (an FTS
-//! index, say: its own check is left to SQLite's whole-file check), or with
-//! fewer than two tables (nothing to split) get the whole-file check on one
-//! connection.
+//! one b-tree or to the freelist, is done here: once a table's check
+//! passed, the pages of its b-trees are counted from `dbstat` (only then:
+//! on a damaged b-tree `dbstat` can take unbounded time and memory), a
+//! page counted twice is reported at once, and at the end the freelist is
+//! read from its trunk pages and every page must have been counted once.
 //!
-//! The tables are checked from a shared queue; the page accounting runs
-//! first (well under a second per GiB) and then orders what is left of the
-//! queue largest first, so that a large table does not start last.
+//! Databases whose b-trees SQLite's check and `dbstat` might not see alike
+//! get the whole-file check on one connection: `auto_vacuum` or
+//! incremental vacuum (whose pointer map and header fields only the
+//! whole-file check verifies), a virtual table (an FTS index, say: its own
+//! check is left to SQLite's whole-file check), a schema row that is not a
+//! table or an index but names a root page, an index of no table, a table
+//! whose name reads as a number (which `integrity_check(N)` takes as a
+//! line limit). So do databases of fewer than two tables (nothing to
+//! split).
+//!
+//! The tables are taken from a shared queue in the schema's order. The
+//! first problem found stops the other connections.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, InterruptHandle};
+use rusqlite::{Connection, InterruptHandle, OptionalExtension};
 
 use crate::CheckLevel;
-
-/// One piece of a split check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Job {
-    /// Every page belongs to exactly one b-tree or the freelist.
-    Pages,
-    /// `PRAGMA integrity_check(TABLE)` (or `quick_check`) of one table.
-    Table(String),
-}
 
 /// What a check found: at most the number of lines asked for, `["ok"]`
 /// when sound, and how many connections it ran on.
@@ -68,6 +66,7 @@ pub(crate) fn check_on(
     cache_kib: i64,
     max_lines: usize,
 ) -> rusqlite::Result<CheckReport> {
+    let max_lines = max_lines.max(1);
     let (Some(pragma), Some(first)) = (level.pragma(), conns.first()) else {
         return Ok(CheckReport::sound(0));
     };
@@ -84,21 +83,22 @@ pub(crate) fn check_on(
             connections: 1,
         });
     };
-    let jobs: VecDeque<Job> = std::iter::once(Job::Pages)
-        .chain(std::iter::once(Job::Table("sqlite_schema".to_owned())))
-        .chain(tables.into_iter().map(Job::Table))
-        .collect();
+    let page_count: i64 = first.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let page_size: i64 = first.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let (page_count, page_size) = (page_count.max(0) as u64, page_size.max(512) as u64);
+    let jobs: VecDeque<String> = std::iter::once(SCHEMA.to_owned()).chain(tables).collect();
     let workers = conns.len().min(jobs.len());
     let per_connection = cache_kib / i64::try_from(workers).unwrap_or(1);
     let shared = Shared {
         queue: Mutex::new(jobs),
         problems: Mutex::new(Vec::new()),
-        failed: AtomicBool::new(false),
+        failed: Arc::new(AtomicBool::new(false)),
         max_lines,
         interrupts: conns[..workers]
             .iter()
             .map(Connection::get_interrupt_handle)
             .collect(),
+        counts: Mutex::new(PageCounts::new(page_count)),
     };
     let outcomes: Vec<rusqlite::Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = conns[..workers]
@@ -125,34 +125,54 @@ pub(crate) fn check_on(
         .unwrap_or_else(|p| p.into_inner());
     // A problem found is the answer even if another connection was then
     // interrupted; otherwise any error is.
-    if problems.is_empty() {
-        for outcome in outcomes {
-            outcome?;
-        }
+    if !problems.is_empty() {
+        return Ok(CheckReport {
+            lines: problems,
+            connections: workers,
+        });
+    }
+    for outcome in outcomes {
+        outcome?;
+    }
+    // Every b-tree passed its check and was counted: the freelist and
+    // the pages of nothing remain.
+    let counts = shared
+        .counts
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let lines = pages_of_nothing(&conns[0], counts, page_size, max_lines)?;
+    if lines.is_empty() {
         return Ok(CheckReport::sound(workers));
     }
     Ok(CheckReport {
-        lines: problems,
+        lines,
         connections: workers,
     })
 }
 
+/// The name `dbstat` and `integrity_check` give the schema's own b-tree.
+const SCHEMA: &str = "sqlite_schema";
+
 /// The state the workers of one split check share.
 struct Shared {
-    queue: Mutex<VecDeque<Job>>,
+    /// The tables still to check (`sqlite_schema` first).
+    queue: Mutex<VecDeque<String>>,
     problems: Mutex<Vec<String>>,
-    /// Set at the first problem: the others stop taking jobs.
-    failed: AtomicBool,
+    /// Set at the first problem: the others stop taking jobs, and the
+    /// statements still running stop at their next progress callback.
+    failed: Arc<AtomicBool>,
     max_lines: usize,
     /// The workers' connections: at the first problem the statements
     /// still running are interrupted, so that a damaged database fails
     /// as soon as one part of the check saw it (the whole-file check
     /// reports only at its end).
     interrupts: Vec<InterruptHandle>,
+    /// The pages of every b-tree counted so far.
+    counts: Mutex<PageCounts>,
 }
 
 impl Shared {
-    fn next(&self) -> Option<Job> {
+    fn next(&self) -> Option<String> {
         if self.failed.load(Ordering::SeqCst) {
             return None;
         }
@@ -163,55 +183,106 @@ impl Shared {
     }
 
     fn report(&self, lines: Vec<String>) {
-        if lines.is_empty() || crate::is_ok(&lines) {
-            return;
-        }
         self.failed.store(true, Ordering::SeqCst);
         {
             let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
             let room = self.max_lines.saturating_sub(problems.len());
             problems.extend(lines.into_iter().take(room));
         }
-        // A worker between two statements sees `failed` before its next.
+        // A statement that starts after this call clears the interrupt; the
+        // progress handler stops it instead.
         self.interrupts.iter().for_each(InterruptHandle::interrupt);
     }
 
-    /// Takes jobs until the queue is empty or a problem was found.
-    fn work(&self, conn: &Connection, pragma: &str) -> rusqlite::Result<()> {
-        while let Some(job) = self.next() {
-            match job {
-                Job::Pages => {
-                    let (problems, pages_of) = page_accounting(conn, self.max_lines)?;
-                    self.report(problems);
-                    let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-                    queue.make_contiguous().sort_by_key(|job| match job {
-                        Job::Table(name) => {
-                            std::cmp::Reverse(pages_of.get(name).copied().unwrap_or(0))
-                        }
-                        Job::Pages => std::cmp::Reverse(0),
-                    });
+    /// Takes jobs until the queue is empty or a problem was found, with a
+    /// progress handler on `conn` that stops a statement once one was.
+    fn work(&self, conn: &mut Connection, pragma: &str) -> rusqlite::Result<()> {
+        let failed = Arc::clone(&self.failed);
+        conn.progress_handler(1_000, Some(move || failed.load(Ordering::SeqCst)))?;
+        let worked = self.take_jobs(conn, pragma);
+        conn.progress_handler(0, None::<fn() -> bool>)?;
+        worked
+    }
+
+    fn take_jobs(&self, conn: &Connection, pragma: &str) -> rusqlite::Result<()> {
+        while let Some(table) = self.next() {
+            let sql = format!("PRAGMA {pragma}({})", quote(&table));
+            let lines = match pragma_lines(conn, &sql, self.max_lines) {
+                Ok(lines) if lines.is_empty() => vec![format!("table {table}: no report")],
+                Ok(lines) => lines,
+                // The whole-file check reports what it found so far; this
+                // reports the table it stopped in.
+                Err(e) if is_damage(&e) => vec![format!("table {table}: {e}")],
+                Err(e) => return Err(e),
+            };
+            if !crate::is_ok(&lines) {
+                self.report(lines);
+                continue;
+            }
+            // Its b-trees are sound: dbstat walks them in bounded time.
+            match count_btree_pages(conn, &table, &self.counts) {
+                Ok(twice) if twice.is_empty() => {}
+                Ok(twice) => self.report(
+                    twice
+                        .into_iter()
+                        .map(|p| format!("2nd reference to page {p}"))
+                        .collect(),
+                ),
+                Err(e) if is_damage(&e) => {
+                    self.report(vec![format!("Page accounting: table {table}: {e}")]);
                 }
-                Job::Table(name) => {
-                    let sql = format!("PRAGMA {pragma}({})", quote(&name));
-                    match pragma_lines(conn, &sql, self.max_lines) {
-                        Ok(lines) => self.report(lines),
-                        // The whole-file check reports what it found so
-                        // far; this reports the table it stopped in.
-                        Err(e) if is_damage(&e) => self.report(vec![format!("table {name}: {e}")]),
-                        Err(e) => return Err(e),
-                    }
-                }
+                Err(e) => return Err(e),
             }
         }
         Ok(())
     }
 }
 
+/// Counts in `counts` the pages of `table`'s b-trees (the table's own
+/// and its indexes': interior, leaf and overflow pages), a batch at a
+/// time; returns the pages found counted before.
+fn count_btree_pages(
+    conn: &Connection,
+    table: &str,
+    counts: &Mutex<PageCounts>,
+) -> rusqlite::Result<Vec<u64>> {
+    let names: Vec<String> = if table == SCHEMA {
+        vec![SCHEMA.to_owned()]
+    } else {
+        let mut stmt = conn.prepare_cached(
+            "SELECT name FROM sqlite_schema
+             WHERE tbl_name = ?1 COLLATE NOCASE AND type IN ('table', 'index') AND rootpage != 0",
+        )?;
+        stmt.query_map([table], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let mut twice = Vec::new();
+    let mut batch = Vec::with_capacity(COUNT_BATCH);
+    let mut flush = |batch: &mut Vec<u64>| {
+        let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+        twice.extend(batch.drain(..).filter(|&p| counts.add(p)));
+    };
+    let mut stmt = conn.prepare_cached("SELECT pageno FROM dbstat WHERE name = ?1")?;
+    for name in &names {
+        let mut rows = stmt.query([name])?;
+        while let Some(row) = rows.next()? {
+            batch.push(u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0));
+            if batch.len() == COUNT_BATCH {
+                flush(&mut batch);
+            }
+        }
+    }
+    flush(&mut batch);
+    Ok(twice)
+}
+
+/// Pages counted per lock of the shared counts.
+const COUNT_BATCH: usize = 4096;
+
 /// The tables of a database whose check can be split, or `None` when it
-/// cannot be (auto_vacuum; a virtual table, whose own check the
-/// whole-file check runs only where its module is loaded; an SQLite
-/// without `dbstat` or `sqlite_dbpage`) or need not be (fewer than two
-/// tables).
+/// cannot be (see the module documentation; also an SQLite without
+/// `dbstat`, `sqlite_dbpage` or `pragma_table_list`) or need not be (fewer
+/// than two tables).
 fn splittable_tables(conn: &Connection) -> rusqlite::Result<Option<Vec<String>>> {
     let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
     if auto_vacuum != 0 {
@@ -223,16 +294,48 @@ fn splittable_tables(conn: &Connection) -> rusqlite::Result<Option<Vec<String>>>
     {
         return Ok(None);
     }
-    let mut stmt = conn.prepare(
-        "SELECT name, rootpage FROM sqlite_schema WHERE type = 'table' ORDER BY rootpage",
-    )?;
-    let tables = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    if tables.iter().any(|(_, root)| *root <= 0) {
+    // The largest root page and incremental-vacuum fields of the header:
+    // non-zero in either only the whole-file check verifies.
+    // (An empty file has no page 1: nothing to split.)
+    let header: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT substr(data, 53, 16) FROM sqlite_dbpage WHERE pgno = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match header {
+        Some(h) if h.len() == 16 && be32(&h[..4]) == 0 && be32(&h[12..16]) == 0 => {}
+        _ => return Ok(None),
+    }
+    // A b-tree that dbstat walks and the whole-file check does not (or
+    // the other way round).
+    let unlike = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE CASE
+                 WHEN type IN ('table', 'index') THEN typeof(rootpage) != 'integer' OR rootpage <= 0
+                 ELSE coalesce(rootpage != 0, 0) END)
+             OR EXISTS (SELECT 1 FROM sqlite_schema AS i WHERE i.type = 'index'
+                 AND NOT EXISTS (SELECT 1 FROM sqlite_schema AS t
+                     WHERE t.type = 'table' AND t.name = i.tbl_name COLLATE NOCASE))
+             OR EXISTS (SELECT 1 FROM pragma_table_list WHERE schema = 'main' AND type = 'virtual')",
+        [],
+        |r| r.get::<_, bool>(0),
+    );
+    if !matches!(unlike, Ok(false)) {
         return Ok(None);
     }
-    let tables: Vec<String> = tables.into_iter().map(|(name, _)| name).collect();
+    let mut stmt =
+        conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY rootpage")?;
+    let tables = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let numeric = |name: &str| {
+        name.trim_start()
+            .starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-')
+    };
+    if tables.iter().any(|name| numeric(name)) {
+        return Ok(None);
+    }
     Ok((tables.len() >= 2).then_some(tables))
 }
 
@@ -266,51 +369,24 @@ fn pragma_lines(conn: &Connection, sql: &str, max_lines: usize) -> rusqlite::Res
 /// holds it belongs to nothing.
 const PENDING_BYTE: u64 = 0x4000_0000;
 
-/// Checks that every page of the database `conn` reads belongs to exactly
-/// one b-tree or the freelist, as the whole-file `integrity_check` does.
-/// Returns the problems (SQLite's wording: `Page N: never used`, `2nd
-/// reference to page N`; at most `max_lines`) and the pages each table
-/// holds with its indexes. Damage that keeps `dbstat` or the freelist from
-/// being read is a problem, not an error.
-fn page_accounting(
+/// The end of the page accounting, once every b-tree's pages are in
+/// `counts`: the freelist's pages, read from its trunk pages, and the page
+/// of the pending byte are counted too; then every page of the file must
+/// have been counted once. Returns the problems in SQLite's wording (`Page
+/// N: never used`, `2nd reference to page N`; at most `max_lines`). Damage
+/// that keeps the freelist from being read is a problem, not an error.
+fn pages_of_nothing(
     conn: &Connection,
+    mut counts: PageCounts,
+    page_size: u64,
     max_lines: usize,
-) -> rusqlite::Result<(Vec<String>, HashMap<String, u64>)> {
-    let page_count: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let (page_count, page_size) = (page_count.max(0) as u64, page_size.max(512) as u64);
+) -> rusqlite::Result<Vec<String>> {
+    let page_count = counts.page_count();
     let mut problems = Vec::new();
-    let mut counts = PageCounts::new(page_count);
-    let table_of: HashMap<String, String> = {
-        let mut stmt = conn.prepare("SELECT name, tbl_name FROM sqlite_schema")?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?
-    };
-    let mut pages_of: HashMap<String, u64> = HashMap::new();
-    let walked = (|| -> rusqlite::Result<()> {
-        let mut stmt = conn.prepare("SELECT name, pageno FROM dbstat")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let name = row.get_ref(0)?.as_str().unwrap_or_default();
-            let page: i64 = row.get(1)?;
-            counts.add(u64::try_from(page).unwrap_or(0));
-            let table = table_of.get(name).map_or(name, String::as_str);
-            match pages_of.get_mut(table) {
-                Some(n) => *n += 1,
-                None => {
-                    pages_of.insert(table.to_owned(), 1);
-                }
-            }
-        }
-        Ok(())
-    })();
-    match walked {
-        Ok(()) => {}
-        Err(e) if is_damage(&e) => problems.push(format!("Page accounting: {e}")),
-        Err(e) => return Err(e),
-    }
     match freelist_pages(conn, page_count, page_size) {
-        Ok(Ok(free)) => free.into_iter().for_each(|p| counts.add(p)),
+        Ok(Ok(free)) => free.into_iter().for_each(|p| {
+            counts.add(p);
+        }),
         Ok(Err(problem)) => problems.push(format!("Freelist: {problem}")),
         Err(e) if is_damage(&e) => problems.push(format!("Freelist: {e}")),
         Err(e) => return Err(e),
@@ -323,7 +399,7 @@ fn page_accounting(
         problems = counts.problems(max_lines);
     }
     problems.truncate(max_lines);
-    Ok((problems, pages_of))
+    Ok(problems)
 }
 
 /// An error that means the file is damaged rather than that the check
@@ -377,6 +453,13 @@ fn freelist_pages(
             )));
         }
         pages.push(trunk);
+        // A loop through full trunk pages would otherwise grow this list
+        // by a page's worth of leaves each time round.
+        if pages.len() as u64 + leaves > page_count {
+            return Ok(Err(format!(
+                "the freelist holds more pages than the file ({page_count}): it loops"
+            )));
+        }
         for i in 0..leaves as usize {
             let at = 8 + 4 * i;
             let leaf = u64::from(be32(&data[at..at + 4]));
@@ -419,16 +502,29 @@ impl PageCounts {
         }
     }
 
-    /// Counts one use of `page` (numbered from 1).
-    pub(crate) fn add(&mut self, page: u64) {
+    /// The pages of the file.
+    pub(crate) fn page_count(&self) -> u64 {
+        self.seen.len() as u64
+    }
+
+    /// Counts one use of `page` (numbered from 1); true when this use is
+    /// its second (not for a third or later).
+    pub(crate) fn add(&mut self, page: u64) -> bool {
         let slot = page
             .checked_sub(1)
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.seen.get_mut(i));
         match slot {
-            Some(n) => *n = n.saturating_add(1).min(2),
+            Some(n) => {
+                let second = *n == 1;
+                *n = n.saturating_add(1).min(2);
+                second
+            }
             // Beyond the file, or page 0 (which is no page).
-            None => self.beyond.push(page),
+            None => {
+                self.beyond.push(page);
+                false
+            }
         }
     }
 
@@ -455,9 +551,16 @@ mod tests {
     #[test]
     fn pages_used_once_are_sound_and_the_rest_are_named() {
         let mut counts = PageCounts::new(5);
-        for p in [1, 2, 4, 4, 5, 4, 9, 0] {
-            counts.add(p);
-        }
+        let second: Vec<bool> = [1, 2, 4, 4, 5, 4, 9, 0]
+            .into_iter()
+            .map(|p| counts.add(p))
+            .collect();
+        // Only the second use of page 4 is a second use.
+        assert_eq!(
+            second,
+            [false, false, false, true, false, false, false, false]
+        );
+        assert_eq!(counts.page_count(), 5);
         assert_eq!(
             counts.problems(10),
             [
@@ -469,7 +572,9 @@ mod tests {
         );
         assert_eq!(counts.problems(1).len(), 1);
         let mut sound = PageCounts::new(3);
-        (1..=3).for_each(|p| sound.add(p));
+        (1..=3).for_each(|p| {
+            sound.add(p);
+        });
         assert!(sound.problems(10).is_empty());
     }
 
@@ -588,10 +693,112 @@ mod tests {
         assert_ne!(whole.lines, ["ok"]);
         let split = check(&db, 3, CheckLevel::Full);
         assert_eq!(split.connections, 3);
-        let (expected, found) = (problems(&whole.lines), problems(&split.lines));
-        assert_eq!(found, expected);
+        // The split check stops at the first problem it finds: the second
+        // reference, as soon as both tables are counted.
+        let expected = problems(&whole.lines);
+        assert!(expected.iter().any(|l| l.ends_with("never used")));
+        let found = problems(&split.lines);
+        assert!(!found.is_empty());
+        assert!(
+            found.iter().all(|l| expected.contains(l)),
+            "{found:?} {expected:?}"
+        );
         assert!(found.iter().any(|l| l.starts_with("2nd reference to page")));
-        assert!(found.iter().any(|l| l.ends_with("never used")));
+    }
+
+    /// Rewrites schema rows of `db` with `update` (an UPDATE of
+    /// sqlite_schema) under `writable_schema`.
+    fn rewrite_schema(db: &std::path::Path, update: &str) {
+        let conn = Connection::open(db).expect("open");
+        conn.execute_batch(&format!(
+            "PRAGMA writable_schema = ON; {update}; PRAGMA writable_schema = OFF;"
+        ))
+        .expect("rewrite the schema");
+    }
+
+    #[test]
+    fn a_trigger_row_naming_a_root_page_gets_the_whole_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), false);
+        // Table b's row made a trigger's, its root page kept: dbstat would
+        // walk b's pages under that row, the whole check finds them unused.
+        rewrite_schema(
+            &db,
+            "UPDATE sqlite_schema SET type = 'trigger', name = 'tr', tbl_name = 'a',
+                 sql = 'CREATE TRIGGER tr AFTER INSERT ON a BEGIN SELECT 1; END'
+             WHERE name = 'b'",
+        );
+        let whole = check(&db, 1, CheckLevel::Full);
+        assert!(whole.lines[0].ends_with("never used"), "{whole:?}");
+        let split = check(&db, 3, CheckLevel::Full);
+        assert_eq!(split, whole);
+    }
+
+    #[test]
+    fn an_incremental_vacuum_header_field_gets_the_whole_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), false);
+        // Incremental vacuum on (offset 64), largest root page zero (52).
+        patch(&db, 64, &[0, 0, 0, 1]);
+        let whole = check(&db, 1, CheckLevel::Full);
+        assert_ne!(whole.lines, ["ok"]);
+        let split = check(&db, 3, CheckLevel::Full);
+        assert_eq!(split, whole);
+    }
+
+    #[test]
+    fn a_freelist_that_loops_is_a_problem_found_without_growing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), false);
+        let conn = Connection::open(&db).expect("open");
+        let trunk: i64 = conn
+            .query_row(
+                "SELECT substr(data, 33, 4) FROM sqlite_dbpage WHERE pgno = 1",
+                [],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .map(|b| i64::from(be32(&b)))
+            .expect("first trunk page");
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .expect("page size");
+        drop(conn);
+        assert!(trunk > 0, "the database has a freelist");
+        // The trunk page points at itself.
+        let at = usize::try_from((trunk - 1) * page_size).expect("offset");
+        patch(&db, at, &u32::try_from(trunk).expect("page").to_be_bytes());
+        let conn = crate::open_image(&db).expect("open image");
+        let page_count: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .expect("page count");
+        let walked = freelist_pages(&conn, page_count as u64, page_size as u64).expect("reads");
+        let problem = walked.expect_err("a loop is a problem");
+        assert!(problem.contains("more pages than the file"), "{problem}");
+        assert_ne!(check(&db, 3, CheckLevel::Full).lines, ["ok"]);
+    }
+
+    #[test]
+    fn a_report_of_no_lines_asked_is_still_a_report() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), false);
+        patch(&db, 32, &[0; 8]);
+        for n in [1, 3] {
+            let report =
+                check_on(&mut connections(&db, n), CheckLevel::Full, -2000, 0).expect("check runs");
+            assert_eq!(report.lines.len(), 1, "{n} connections: {report:?}");
+            assert_ne!(report.lines, ["ok"], "{n} connections");
+        }
+    }
+
+    #[test]
+    fn a_table_named_like_a_number_gets_the_whole_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tables_db(dir.path(), false);
+        Connection::open(&db)
+            .expect("open")
+            .execute_batch("CREATE TABLE \"10\"(v); INSERT INTO \"10\" VALUES (1);")
+            .expect("table 10");
+        assert_eq!(check(&db, 3, CheckLevel::Full), CheckReport::sound(1));
     }
 
     #[test]
@@ -614,8 +821,9 @@ mod tests {
             split.lines[0].starts_with("2nd reference to page"),
             "{split:?}"
         );
-        // The page accounting finds it in milliseconds; the whole check,
-        // and the split one's check of the orders table, take far longer.
+        // Tables x and y are checked and counted in milliseconds; the
+        // whole check, and the split one's check of the orders table, take
+        // far longer.
         assert!(
             split_took * 2 < whole_took,
             "split {split_took:?}, whole {whole_took:?}"
