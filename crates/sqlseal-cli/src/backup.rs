@@ -11,10 +11,10 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use sqlseal_crypto::Keyring;
 use sqlseal_engine::{
-    BackupOptions, BackupReport, CancelFlag, ChainState, CheckLevel, EngineError, HeaderCheck,
-    IncrementOutcome, IntegrityCheck, ListedBackup, RestoreOptions, VerifyOptions, VerifyReport,
-    create_backup, create_increment, inspect_backup, latest_backup, latest_backup_at, list_backups,
-    restore_backup, start_chain, verify_backup,
+    Approve, BackupOptions, BackupReport, CancelFlag, ChainState, CheckLevel, EngineError,
+    HeaderCheck, IncrementOutcome, IntegrityCheck, ListedBackup, RestoreOptions, VerifyOptions,
+    VerifyReport, choose_latest_at, create_backup, create_increment, inspect_backup, latest_backup,
+    list_backups, restore_backup, start_chain, verify_backup,
 };
 use sqlseal_format::{CreatedAt, RecordedCheck};
 use sqlseal_schedule::{
@@ -253,14 +253,14 @@ pub fn run(cmd: BackupCommand, cancel: &CancelFlag) -> anyhow::Result<()> {
             json,
         } => {
             let keyring = auth.keyring()?;
-            let (store, name) = select(&which, Some(&keyring))?;
+            let (store, name, approve) = select(&which, Some(&keyring))?;
             let options = RestoreOptions {
                 force,
                 verify: VerifyOptions {
                     integrity_check: integrity_check(check),
                     ..VerifyOptions::default()
                 },
-                approve: None,
+                approve,
             };
             let path = backup_path(store.as_ref(), &name);
             let bar = Bar::reading("restore", stored_size(store.as_ref(), &name));
@@ -489,37 +489,39 @@ pub(crate) fn parse_point_in_time(text: &str) -> Result<PointInTime, String> {
 fn select(
     which: &BackupSelector,
     keyring: Option<&Keyring>,
-) -> anyhow::Result<(Box<dyn BackupStore>, String)> {
+) -> anyhow::Result<(Box<dyn BackupStore>, String, Option<Approve>)> {
     if let Some(path) = &which.backup {
-        return split_backup_path(path);
+        let (store, name) = split_backup_path(path)?;
+        return Ok((store, name, None));
     }
     let Some(dir) = &which.dir else {
         bail!("name a BACKUP file, or --dir DIR --latest");
     };
     let store = open_location(dir)?;
+    // Chosen by an authenticated header: the read that installs must be
+    // of that very backup.
     if let Some(at) = &which.at {
         let Some(keyring) = keyring else {
             bail!("--at chooses among authenticated backups only; pass --key");
         };
         let at = at.resolve(jiff::Timestamp::now())?;
-        let name = latest_backup_at(store.as_ref(), keyring, Some(at))?;
-        return Ok((store, name));
+        let chosen = choose_latest_at(store.as_ref(), keyring, Some(at))?;
+        return Ok((store, chosen.name.clone(), Some(chosen.approve_same())));
     }
-    let name = match keyring {
-        Some(keyring) => latest_backup(store.as_ref(), keyring)?,
-        None => {
-            // Newest first by stated time; the first whose header parses.
-            let listed = list_backups(store.as_ref(), None)?;
-            let Some(newest) = listed.iter().find(|b| b.header.is_ok()) else {
-                bail!(
-                    "no readable backup in {}; check the directory or name a BACKUP file",
-                    dir
-                );
-            };
-            newest.entry.name.clone()
-        }
+    if let Some(keyring) = keyring {
+        let chosen = choose_latest_at(store.as_ref(), keyring, None)?;
+        return Ok((store, chosen.name.clone(), Some(chosen.approve_same())));
+    }
+    // Newest first by stated time; the first whose header parses.
+    let listed = list_backups(store.as_ref(), None)?;
+    let Some(newest) = listed.iter().find(|b| b.header.is_ok()) else {
+        bail!(
+            "no readable backup in {}; check the directory or name a BACKUP file",
+            dir
+        );
     };
-    Ok((store, name))
+    let name = newest.entry.name.clone();
+    Ok((store, name, None))
 }
 
 /// `verify --dir DIR --all`: every backup in DIR, one line (or JSON object)
@@ -759,7 +761,7 @@ fn list_chains(dir: &Location, keyring: Option<&Keyring>, json: bool) -> anyhow:
 /// `backup info`: the header of a named backup, or of the newest in a
 /// directory; with a keyring, whether the header authenticates.
 fn info(which: &BackupSelector, keyring: Option<&Keyring>, json: bool) -> anyhow::Result<()> {
-    let (store, name) = select(which, keyring)?;
+    let (store, name, _) = select(which, keyring)?;
     let shown_path = match &which.backup {
         Some(path) => path.clone(),
         None => backup_path(store.as_ref(), &name),

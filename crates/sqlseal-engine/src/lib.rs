@@ -73,7 +73,8 @@ pub use chain::{ChainReport, ChainState, IncrementOutcome, create_increment, sta
 pub use create::{backup_name, create_backup, decode_name_component, name_component};
 pub use error::EngineError;
 pub use list::{
-    HeaderCheck, ListedBackup, inspect_backup, latest_backup, latest_backup_at, list_backups,
+    ChosenBackup, HeaderCheck, ListedBackup, choose_latest_at, inspect_backup, latest_backup,
+    latest_backup_at, list_backups,
 };
 pub use open::{Opened, open_container, verify_backup};
 pub use restore::{Approve, RestoreOptions, RestoreReport, restore_backup};

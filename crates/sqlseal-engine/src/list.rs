@@ -2,12 +2,13 @@
 //! authenticate under a keyring.
 
 use std::io::BufReader;
+use std::sync::Arc;
 
 use sqlseal_crypto::Keyring;
-use sqlseal_format::{CreatedAt, Header};
+use sqlseal_format::{BackupId, CreatedAt, Header};
 use sqlseal_store::{BackupEntry, BackupStore};
 
-use crate::EngineError;
+use crate::{Approve, EngineError};
 
 /// Whether a listed backup's header was authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,22 +132,73 @@ pub fn latest_backup_at(
     keyring: &Keyring,
     at: Option<CreatedAt>,
 ) -> Result<String, EngineError> {
+    choose_latest_at(store, keyring, at).map(|chosen| chosen.name)
+}
+
+/// A backup chosen from a store by its authenticated header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChosenBackup {
+    /// Its name in the store.
+    pub name: String,
+    /// The backup id of the header it was chosen by.
+    pub backup_id: BackupId,
+}
+
+impl ChosenBackup {
+    /// A [`crate::RestoreOptions::approve`] that installs only the backup
+    /// this was chosen by: a later read of the name whose authenticated
+    /// header is another backup's (the object was replaced since it was
+    /// listed, by an older or another database's backup, say) is refused.
+    pub fn approve_same(&self) -> Approve {
+        let chosen = self.backup_id;
+        Arc::new(move |header: &Header| {
+            let read = header.metadata.backup_id;
+            if read == chosen {
+                return Ok(());
+            }
+            Err(format!(
+                "it changed since it was chosen: backup id {chosen} was chosen, {read} was read; choose again"
+            ))
+        })
+    }
+}
+
+/// [`latest_backup_at`], with the backup id of the header it chose by:
+/// restore with [`ChosenBackup::approve_same`] to install that very backup.
+pub fn choose_latest_at(
+    store: &dyn BackupStore,
+    keyring: &Keyring,
+    at: Option<CreatedAt>,
+) -> Result<ChosenBackup, EngineError> {
     let listed = list_backups(store, Some(keyring))?;
     if listed.is_empty() {
         return Err(EngineError::NoBackups(store.location()));
     }
-    let verified: Vec<(CreatedAt, &String)> = listed
+    let verified: Vec<(CreatedAt, &String, BackupId)> = listed
         .iter()
-        .filter_map(|b| b.verified_created().map(|c| (c, &b.entry.name)))
+        .filter_map(|b| {
+            let header = b.verified_header()?;
+            Some((
+                header.metadata.created,
+                &b.entry.name,
+                header.metadata.backup_id,
+            ))
+        })
         .collect();
     let newest = verified
         .iter()
-        .filter(|(c, _)| at.is_none_or(|at| *c <= at))
-        .max();
-    if let Some((_, name)) = newest {
-        return Ok((*name).clone());
+        .filter(|(c, _, _)| at.is_none_or(|at| *c <= at))
+        .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    if let Some((_, name, backup_id)) = newest {
+        return Ok(ChosenBackup {
+            name: (*name).clone(),
+            backup_id: *backup_id,
+        });
     }
-    if let (Some(at), Some((oldest, _))) = (at, verified.iter().min()) {
+    if let (Some(at), Some((oldest, _, _))) = (
+        at,
+        verified.iter().min_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1))),
+    ) {
         return Err(EngineError::NoBackupAt {
             location: store.location(),
             at,

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use sqlseal_crypto::P256Identity;
 use sqlseal_engine::{
-    CancelFlag, EngineError, HeaderCheck, NoProgress, RestoreOptions, create_backup, latest_backup,
-    list_backups, restore_backup,
+    CancelFlag, EngineError, HeaderCheck, NoProgress, RestoreOptions, choose_latest_at,
+    create_backup, latest_backup, list_backups, restore_backup,
 };
 use sqlseal_format::CreatedAt;
 use sqlseal_source::{Method, SnapshotOptions, SqliteSource};
@@ -158,4 +158,55 @@ fn the_approval_hook_sees_the_installed_header_and_can_refuse() {
     )
     .expect("approved");
     assert!(target.exists());
+}
+
+/// `restore --latest` chooses by one read of the headers and installs from
+/// another: a backup copied over the chosen name in between (an older one,
+/// validly signed) must not be installed as the newest.
+#[test]
+fn a_backup_swapped_in_after_it_was_chosen_is_not_installed() {
+    let f = fixture();
+    let older = backup_at(&f, "2026-11-24T08:00:00.000000Z");
+    let newest = backup_at(&f, "2026-11-24T09:00:00.000000Z");
+    let keys = keyring(&f.key);
+    let chosen = choose_latest_at(&f.store, &keys, None).expect("choose");
+    assert_eq!(chosen.name, newest);
+    let backups = f.dir.path().join("backups");
+    std::fs::copy(backups.join(&older), backups.join(&newest)).expect("swap");
+    let restore = |approve| {
+        let target = f.dir.path().join(format!("restored-{}.db", rand_name()));
+        let options = RestoreOptions {
+            approve,
+            ..RestoreOptions::default()
+        };
+        let result = restore_backup(
+            &f.store,
+            &chosen.name,
+            &keys,
+            &target,
+            &options,
+            &CancelFlag::new(),
+            &NoProgress,
+        );
+        (result, target)
+    };
+    match restore(Some(chosen.approve_same())) {
+        (Err(EngineError::NotApproved { backup, reason }), target) => {
+            assert_eq!(backup, newest);
+            assert!(reason.contains("changed since it was chosen"), "{reason}");
+            assert!(!target.exists(), "nothing installed");
+        }
+        (other, _) => panic!("the swapped backup must be refused, got {other:?}"),
+    }
+    // Without the approval the older backup, authentic in itself, would
+    // have been installed under the newest one's name.
+    let (installed, target) = restore(None);
+    assert!(installed.is_ok(), "{installed:?}");
+    assert!(target.exists());
+}
+
+fn rand_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::SeqCst).to_string()
 }
