@@ -16,22 +16,62 @@ use crate::open::io_err;
 /// The files SQLite keeps beside a database, after the database itself.
 const SIDE_SUFFIXES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
+/// Files moved out of a restore's way: each from where, to where.
+#[derive(Debug, Default)]
+pub(crate) struct MovedAside(Vec<(PathBuf, PathBuf)>);
+
+impl MovedAside {
+    /// Where the files are now, the database first.
+    pub(crate) fn paths(&self) -> Vec<PathBuf> {
+        self.0.iter().map(|(_, to)| to.clone()).collect()
+    }
+
+    /// Moves the files back where they were (when the restore could not be
+    /// installed), never over a file that took a name since; returns a note
+    /// for the error: where each file is now.
+    pub(crate) fn put_back(self) -> String {
+        let mut left = Vec::new();
+        for (from, to) in self.0.into_iter().rev() {
+            // A hard link refuses a name taken since (by an application
+            // that reopened the database, say): that file stays aside.
+            match std::fs::hard_link(&to, &from) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&to);
+                }
+                Err(_) => left.push(to.display().to_string()),
+            }
+        }
+        if left.is_empty() {
+            "the files moved aside were put back".to_owned()
+        } else {
+            format!("moved aside and left there: {}", left.join(", "))
+        }
+    }
+}
+
 /// Moves `target` and its `-wal`, `-shm` and `-journal` files, whichever
 /// exist, to `TARGET.pre-restore.<time>` plus the same suffix (never
-/// deleting them); returns their new paths, the database first.
-pub(crate) fn move_aside(target: &Path) -> Result<Vec<PathBuf>, EngineError> {
+/// deleting them). If one cannot be moved, those already moved are put
+/// back.
+pub(crate) fn move_aside(target: &Path) -> Result<MovedAside, EngineError> {
     let stamp = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%S%.6fZ")
         .to_string();
-    let mut moved = Vec::new();
+    let mut moved = MovedAside::default();
     for suffix in std::iter::once("").chain(SIDE_SUFFIXES) {
         let from = PathBuf::from(format!("{}{suffix}", target.display()));
         if from.symlink_metadata().is_err() {
             continue;
         }
         let to = PathBuf::from(format!("{}.pre-restore.{stamp}{suffix}", target.display()));
-        std::fs::rename(&from, &to).map_err(io_err("moving aside", &from))?;
-        moved.push(to);
+        if let Err(e) = std::fs::rename(&from, &to) {
+            let note = moved.put_back();
+            return Err(io_err("moving aside", &from)(std::io::Error::new(
+                e.kind(),
+                format!("{e}; {note}"),
+            )));
+        }
+        moved.0.push((from, to));
     }
     Ok(moved)
 }
@@ -77,7 +117,7 @@ mod tests {
         let target = dir.path().join("app.db");
         std::fs::write(dir.path().join("app.db-wal"), "wal").expect("wal");
         std::fs::write(dir.path().join("app.db-journal"), "journal").expect("journal");
-        let moved = move_aside(&target).expect("move");
+        let moved = move_aside(&target).expect("move").paths();
         assert_eq!(moved.len(), 2);
         assert!(!dir.path().join("app.db-wal").exists());
         assert!(!dir.path().join("app.db-journal").exists());
@@ -88,6 +128,31 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&moved[0]).expect("read"), "wal");
         assert!(moved[1].to_string_lossy().ends_with("-journal"));
+    }
+
+    #[test]
+    fn put_back_restores_every_name_but_one_taken_since() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("app.db");
+        std::fs::write(&target, "db").expect("db");
+        std::fs::write(dir.path().join("app.db-wal"), "wal").expect("wal");
+        let moved = move_aside(&target).expect("move");
+        assert!(!target.exists());
+        assert_eq!(moved.put_back(), "the files moved aside were put back");
+        assert_eq!(std::fs::read_to_string(&target).expect("db"), "db");
+        let wal = dir.path().join("app.db-wal");
+        assert_eq!(std::fs::read_to_string(&wal).expect("wal"), "wal");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 2);
+
+        let moved = move_aside(&target).expect("move");
+        let aside = moved.paths();
+        // The application made a new, empty database in the meantime.
+        std::fs::write(&target, "").expect("new db");
+        let note = moved.put_back();
+        assert!(note.contains(&aside[0].display().to_string()), "{note}");
+        assert_eq!(std::fs::read_to_string(&target).expect("db"), "");
+        assert_eq!(std::fs::read_to_string(&aside[0]).expect("aside"), "db");
+        assert_eq!(std::fs::read_to_string(&wal).expect("wal"), "wal");
     }
 
     #[cfg(unix)]

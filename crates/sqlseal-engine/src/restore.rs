@@ -203,19 +203,22 @@ pub fn restore_backup(
     // With the target or without it: stale -wal, -shm and -journal files
     // would be replayed onto the restored image.
     let moved_aside = install::move_aside(target)?;
-    file.persist_noclobber(target)
-        .map_err(|e| EngineError::Io {
+    if let Err(e) = file.persist_noclobber(target) {
+        // Nothing installed: what was there goes back.
+        let note = moved_aside.put_back();
+        return Err(EngineError::Io {
             what: "installing the restored database at",
             path: target.to_path_buf(),
-            source: e.error,
-        })?;
+            source: std::io::Error::new(e.error.kind(), format!("{}; {note}", e.error)),
+        });
+    }
     if let Ok(dir) = std::fs::File::open(&parent) {
         let _ = dir.sync_all();
     }
     Ok(RestoreReport {
         verified,
         target: target.to_path_buf(),
-        moved_aside,
+        moved_aside: moved_aside.paths(),
         mode,
         mode_kept: replaced.is_some(),
         owner_kept,
