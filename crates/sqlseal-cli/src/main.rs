@@ -484,13 +484,33 @@ fn parse_method(s: &str) -> Result<Method, sqlseal_source::ParseMethodError> {
     s.parse()
 }
 
+/// How long a command may take to stop after Ctrl-C or SIGTERM before it
+/// exits anyway: within the 5 s a service manager or an operator allows.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(4500);
+
 /// Raises the returned flag on Ctrl-C or SIGTERM so that a running
-/// operation stops at the next chunk and cleans up after itself.
+/// operation stops at the next chunk and cleans up after itself. A command
+/// still running [`STOP_GRACE`] after the signal (waiting on a server that
+/// stopped answering, say, where nothing looks at the flag) exits then,
+/// with exit code 1.
 fn cancel_on_interrupt() -> CancelFlag {
     let flag = CancelFlag::new();
     let raised = flag.clone();
     // If a handler cannot be installed the default behaviour (exit) stays.
-    let _ = ctrlc::set_handler(move || raised.cancel());
+    let _ = ctrlc::set_handler(move || {
+        if raised.is_cancelled() {
+            return;
+        }
+        raised.cancel();
+        std::thread::spawn(|| {
+            std::thread::sleep(STOP_GRACE);
+            eprintln!(
+                "error: still running {:.1} s after the signal (waiting on a store?); exiting",
+                STOP_GRACE.as_secs_f64()
+            );
+            std::process::exit(1);
+        });
+    });
     flag
 }
 

@@ -447,3 +447,41 @@ fn auto_restore_falls_back_quickly_past_a_corrupted_newest_backup() {
     assert_no_leftovers("auto-restore", &[f.dir.path(), &f.backups, &dir]);
     f.assert_tmp_empty("auto-restore");
 }
+
+/// A store that stops answering (an S3 endpoint that accepts connections
+/// and never replies): SIGTERM still ends the command within 5 s, exit 1,
+/// with one line saying why.
+#[test]
+fn sigterm_while_a_store_does_not_answer_ends_the_command_in_5_s() {
+    let f = Fixture::new(1);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    // Accepts and holds every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            match stream {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+    });
+    let mut cmd = f.cmd(&["backup", "list", "--dir", "s3://bucket/app"]);
+    cmd.env("SQLSEAL_S3_ENDPOINT", &endpoint)
+        .env("SQLSEAL_S3_REGION", "us-east-1")
+        .env("SQLSEAL_S3_ACCESSKEYID", "stalled")
+        .env("SQLSEAL_S3_SECRETACCESSKEY", "stalled-secret")
+        .env("SQLSEAL_S3_PATHSTYLE", "true")
+        .env("SQLSEAL_S3_ALLOWHTTP", "true");
+    let proc = Proc::spawn(cmd);
+    std::thread::sleep(Duration::from_secs(1));
+    let signalled = Instant::now();
+    proc.signal("TERM");
+    let (status, stderr) = proc.wait_exit(Duration::from_secs(10));
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+}
