@@ -498,18 +498,18 @@ fn select(
         bail!("name a BACKUP file, or --dir DIR --latest");
     };
     let store = open_location(dir)?;
+    if which.at.is_some() && keyring.is_none() {
+        bail!("--at chooses among authenticated backups only; pass --key");
+    }
+    let at = which
+        .at
+        .as_ref()
+        .map(|at| at.resolve(jiff::Timestamp::now()))
+        .transpose()?;
     // Chosen by an authenticated header: the read that installs must be
     // of that very backup.
-    if let Some(at) = &which.at {
-        let Some(keyring) = keyring else {
-            bail!("--at chooses among authenticated backups only; pass --key");
-        };
-        let at = at.resolve(jiff::Timestamp::now())?;
-        let chosen = choose_latest_at(store.as_ref(), keyring, Some(at))?;
-        return Ok((store, chosen.name.clone(), Some(chosen.approve_same())));
-    }
     if let Some(keyring) = keyring {
-        let chosen = choose_latest_at(store.as_ref(), keyring, None)?;
+        let chosen = choose_latest_at(store.as_ref(), keyring, at)?;
         return Ok((store, chosen.name.clone(), Some(chosen.approve_same())));
     }
     // Newest first by stated time; the first whose header parses.

@@ -188,21 +188,19 @@ pub fn choose_latest_at(
     let newest = verified
         .iter()
         .filter(|(c, _, _)| at.is_none_or(|at| *c <= at))
-        .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        .max_by_key(|(c, name, _)| (*c, *name));
     if let Some((_, name, backup_id)) = newest {
         return Ok(ChosenBackup {
             name: (*name).clone(),
             backup_id: *backup_id,
         });
     }
-    if let (Some(at), Some((oldest, _, _))) = (
-        at,
-        verified.iter().min_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1))),
-    ) {
+    let oldest = verified.iter().map(|(c, _, _)| *c).min();
+    if let (Some(at), Some(oldest)) = (at, oldest) {
         return Err(EngineError::NoBackupAt {
             location: store.location(),
             at,
-            oldest: *oldest,
+            oldest,
         });
     }
     let reasons = listed

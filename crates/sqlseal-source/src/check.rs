@@ -716,6 +716,14 @@ mod tests {
         .expect("rewrite the schema");
     }
 
+    /// The full check of `db` on three connections, which must be the
+    /// whole-file check on one, report and all; returns that report.
+    fn split_checks_whole(db: &std::path::Path) -> CheckReport {
+        let whole = check(db, 1, CheckLevel::Full);
+        assert_eq!(check(db, 3, CheckLevel::Full), whole);
+        whole
+    }
+
     #[test]
     fn a_trigger_row_naming_a_root_page_gets_the_whole_check() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -728,10 +736,8 @@ mod tests {
                  sql = 'CREATE TRIGGER tr AFTER INSERT ON a BEGIN SELECT 1; END'
              WHERE name = 'b'",
         );
-        let whole = check(&db, 1, CheckLevel::Full);
+        let whole = split_checks_whole(&db);
         assert!(whole.lines[0].ends_with("never used"), "{whole:?}");
-        let split = check(&db, 3, CheckLevel::Full);
-        assert_eq!(split, whole);
     }
 
     #[test]
@@ -740,10 +746,7 @@ mod tests {
         let db = tables_db(dir.path(), false);
         // Incremental vacuum on (offset 64), largest root page zero (52).
         patch(&db, 64, &[0, 0, 0, 1]);
-        let whole = check(&db, 1, CheckLevel::Full);
-        assert_ne!(whole.lines, ["ok"]);
-        let split = check(&db, 3, CheckLevel::Full);
-        assert_eq!(split, whole);
+        assert_ne!(split_checks_whole(&db).lines, ["ok"]);
     }
 
     #[test]
